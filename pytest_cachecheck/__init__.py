@@ -1,0 +1,7 @@
+"""pytest-cachecheck: test a Redis caching layer's correctness and performance with pytest."""
+
+from .observe import CacheMonitor, CacheStats, Event, LatencyStats
+from .runtime import CacheServer
+
+__version__ = "0.1.0"
+__all__ = ["CacheMonitor", "CacheServer", "CacheStats", "Event", "LatencyStats", "__version__"]

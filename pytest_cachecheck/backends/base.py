@@ -1,0 +1,69 @@
+"""The Backend protocol every isolated-Redis provider implements, and what they share."""
+
+from __future__ import annotations
+
+import os
+import socket
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+
+class BackendError(Exception):
+    """A backend could not give the test an isolated Redis; the message is one line for the user."""
+
+
+@dataclass(frozen=True)
+class ServerInfo:
+    """Where the isolated Redis is. ``port`` is 0 for in-process and unix-socket servers."""
+
+    backend: str
+    url: str
+    host: str
+    port: int
+    version: str
+
+
+class Backend(Protocol):
+    """Start once per session (lazily), hand each test its database, clean it, stop at the end."""
+
+    name: str
+
+    def start(self) -> ServerInfo:
+        """Start (or connect to) the server; idempotent."""
+
+    def url_for_test(self) -> str:
+        """URL of the database tests use, for apps that build their own clients."""
+
+    def client(self, *, asyncio: bool = False) -> Any:
+        """A new ``redis.Redis`` (or asyncio / cluster) client on the tests' database, bytes replies."""
+
+    def reset(self, written_keys: set[str]) -> None:
+        """Leave the tests' database as it was before the test; ``written_keys`` is what it wrote."""
+
+    def stop(self) -> None:
+        """Stop what ``start`` started; idempotent, also called at exit and on signals."""
+
+
+def worker_index() -> int:
+    """0 for the controller or a plain run, N for the pytest-xdist worker ``gwN``."""
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "")
+    digits = worker.lstrip("gw")
+    return int(digits) if digits.isdigit() else 0
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    """A TCP port nobody listens on right now (the caller retries if it is taken meanwhile)."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as probe:
+        probe.bind((host, 0))
+        return int(probe.getsockname()[1])
+
+
+def ping(host: str, port: int, timeout: float = 0.2) -> bool:
+    """True when a Redis answers PING on host:port (raw socket: no client state involved)."""
+    try:
+        with socket.create_connection((host, port), timeout=timeout) as conn:
+            conn.sendall(b"*1\r\n$4\r\nPING\r\n")
+            return conn.recv(64).startswith((b"+PONG", b"-NOAUTH", b"-LOADING"))
+    except OSError:
+        return False

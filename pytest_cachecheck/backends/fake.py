@@ -1,0 +1,67 @@
+"""``fake`` backend: fakeredis in-process, plus the same data over loopback TCP for ``cache_url``."""
+
+from __future__ import annotations
+
+import threading
+from typing import Any
+
+import fakeredis
+
+from ..observe.instrument import unobserved
+from .base import ServerInfo, free_port
+
+
+class FakeBackend:
+    """One ``fakeredis.FakeServer`` per process (so per xdist worker): zero set-up, no ports."""
+
+    name = "fake"
+
+    def __init__(self) -> None:
+        self.server: fakeredis.FakeServer | None = None
+        self._tcp: fakeredis.TcpFakeServer | None = None
+        self._tcp_thread: threading.Thread | None = None
+        self._admin: fakeredis.FakeRedis | None = None
+
+    def start(self) -> ServerInfo:
+        if self.server is None:
+            self.server = fakeredis.FakeServer()
+            self._admin = fakeredis.FakeRedis(server=self.server)
+        version = ".".join(str(part) for part in self.server.version)
+        return ServerInfo(
+            self.name, self._url_or_inprocess(), "", 0, f"fakeredis {fakeredis.__version__} (redis {version})"
+        )
+
+    def _url_or_inprocess(self) -> str:
+        return self.url_for_test() if self._tcp is not None else "fakeredis://in-process"
+
+    def url_for_test(self) -> str:
+        """Serve the in-process data over real TCP on loopback, started on first use."""
+        self.start()
+        if self._tcp is None:
+            tcp = fakeredis.TcpFakeServer(("127.0.0.1", free_port()))
+            tcp.fake_server = self.server  # type: ignore[assignment]  # serve the same data
+            thread = threading.Thread(target=tcp.serve_forever, name="cachecheck-fakeredis-tcp", daemon=True)
+            thread.start()
+            self._tcp, self._tcp_thread = tcp, thread
+        host, port = self._tcp.server_address[:2]
+        return f"redis://{host!s}:{port}/0"
+
+    def client(self, *, asyncio: bool = False) -> Any:
+        self.start()
+        if asyncio:
+            return fakeredis.FakeAsyncRedis(server=self.server)
+        return fakeredis.FakeRedis(server=self.server)
+
+    def reset(self, written_keys: set[str]) -> None:
+        """Our own server: dropping every database is safe and O(1) for the test."""
+        if self._admin is not None:
+            with unobserved():
+                self._admin.flushall()
+
+    def stop(self) -> None:
+        tcp, self._tcp = self._tcp, None
+        if tcp is not None:
+            tcp.shutdown()
+            tcp.server_close()
+        self.server = None
+        self._admin = None

@@ -1,0 +1,57 @@
+"""``server`` backend: a real ``redis-server`` child process per pytest (xdist worker) process."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import redis
+import redis.asyncio
+
+from ..observe.instrument import unobserved
+from .base import ServerInfo
+from .process import RedisProcess
+
+
+class ServerBackend:
+    """Started lazily on first use, no persistence, stopped at session end or with its parent."""
+
+    name = "server"
+
+    def __init__(self, binary: str) -> None:
+        self.binary = binary
+        self.process: RedisProcess | None = None
+        self._admin: redis.Redis | None = None
+        self._info: ServerInfo | None = None
+
+    def start(self) -> ServerInfo:
+        if self._info is None:
+            self.process = RedisProcess(self.binary)
+            host, port = self.process.host, self.process.port
+            self._admin = redis.Redis(host=host, port=port, single_connection_client=True)
+            with unobserved():
+                version = str(self._admin.info("server").get("redis_version", "unknown"))
+            self._info = ServerInfo(self.name, f"redis://{host}:{port}/0", host, port, version)
+        return self._info
+
+    def url_for_test(self) -> str:
+        return self.start().url
+
+    def client(self, *, asyncio: bool = False) -> Any:
+        info = self.start()
+        factory = redis.asyncio.Redis if asyncio else redis.Redis
+        return factory(host=info.host, port=info.port)
+
+    def reset(self, written_keys: set[str]) -> None:
+        """The server is ours, so FLUSHALL on one kept-open connection: a single round trip."""
+        if self._admin is not None:
+            with unobserved():
+                self._admin.flushall()
+
+    def stop(self) -> None:
+        if self._admin is not None:
+            self._admin.close()
+            self._admin = None
+        if self.process is not None:
+            self.process.stop()
+            self.process = None
+        self._info = None

@@ -1,0 +1,107 @@
+"""``url`` backend: somebody else's server, with safety rails (SPEC section 8).
+
+The plugin never runs FLUSHALL or FLUSHDB here. Each xdist worker uses its own database
+number (the URL's database + worker index). A database that holds keys at start is
+refused unless ``--cache-allow-nonempty``; then the keys present at start are
+remembered and never deleted, and only keys the run wrote are removed after each test.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+from urllib.parse import parse_qs, urlencode, urlsplit, urlunsplit
+
+import redis
+import redis.asyncio
+
+from ..observe.instrument import unobserved
+from .base import BackendError, ServerInfo, worker_index
+
+_BATCH = 500
+
+
+def url_with_db(url: str, db: int) -> str:
+    """The same server URL pointing at database ``db``."""
+    parts = urlsplit(url)
+    if parts.scheme == "unix":
+        query = parse_qs(parts.query)
+        query["db"] = [str(db)]
+        return urlunsplit(parts._replace(query=urlencode(query, doseq=True)))
+    return urlunsplit(parts._replace(path=f"/{db}"))
+
+
+def base_db(url: str) -> int:
+    parts = urlsplit(url)
+    if parts.scheme == "unix":
+        return int(parse_qs(parts.query).get("db", ["0"])[0])
+    path = parts.path.strip("/")
+    return int(path) if path.isdigit() else 0
+
+
+class UrlBackend:
+    name = "url"
+
+    def __init__(self, url: str, allow_nonempty: bool) -> None:
+        self.base_url = url
+        self.allow_nonempty = allow_nonempty
+        self.db = base_db(url) + worker_index()
+        self.url = url_with_db(url, self.db)
+        self._admin: redis.Redis | None = None
+        self._preexisting: frozenset[bytes] = frozenset()
+        self._info: ServerInfo | None = None
+
+    def start(self) -> ServerInfo:
+        if self._info is not None:
+            return self._info
+        admin = redis.Redis.from_url(self.url, single_connection_client=True)
+        try:
+            with unobserved():
+                version = str(admin.info("server").get("redis_version", "unknown"))
+                size = int(admin.dbsize())
+                existing = frozenset(admin.scan_iter(count=1000)) if size and self.allow_nonempty else frozenset()
+        except redis.RedisError as exc:
+            admin.close()
+            raise BackendError(f"--cache-url {self.url}: cannot use that server ({exc})") from None
+        if size and not self.allow_nonempty:
+            admin.close()
+            raise BackendError(
+                f"--cache-url {self.url}: database {self.db} holds {size} keys and the plugin never "
+                "deletes data it did not create; point --cache-url at an empty database number "
+                "or pass --cache-allow-nonempty (then only keys the run writes are deleted)"
+            )
+        self._admin, self._preexisting = admin, existing
+        kwargs = admin.connection_pool.connection_kwargs
+        host = str(kwargs.get("host", kwargs.get("path", "")))
+        self._info = ServerInfo(self.name, self.url, host, int(kwargs.get("port", 0) or 0), version)
+        return self._info
+
+    def url_for_test(self) -> str:
+        return self.start().url
+
+    def client(self, *, asyncio: bool = False) -> Any:
+        self.start()
+        factory = redis.asyncio.Redis if asyncio else redis.Redis
+        return factory.from_url(self.url)
+
+    def reset(self, written_keys: set[str]) -> None:
+        """Delete what the test wrote, never a key that was there before the run.
+
+        With a database that was empty at start everything in it was created by this
+        run, so keys written behind the observer's back (Lua, other processes) go too.
+        """
+        admin = self._admin
+        if admin is None:
+            return
+        with unobserved():
+            if self.allow_nonempty:
+                doomed = [key for key in (k.encode() for k in written_keys) if key not in self._preexisting]
+            else:
+                doomed = list(admin.scan_iter(count=1000)) if admin.dbsize() else []
+            for index in range(0, len(doomed), _BATCH):
+                admin.unlink(*doomed[index : index + _BATCH])
+
+    def stop(self) -> None:
+        if self._admin is not None:
+            self._admin.close()
+            self._admin = None
+        self._info = None

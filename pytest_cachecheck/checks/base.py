@@ -1,0 +1,49 @@
+"""What every check gets (``TestContext``) and gives back (``CheckResult``)."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from ..config import MarkerSpec
+from ..observe.monitor import CacheMonitor
+
+PASSED = "passed"
+FAILED = "failed"
+INCONCLUSIVE = "inconclusive"
+
+
+@dataclass
+class TestContext:
+    """Everything observed during one test; fixtures append their measurements to ``data``."""
+
+    __test__ = False  # not a test class, despite the name
+
+    nodeid: str
+    monitor: CacheMonitor
+    backend: Any = None
+    data: dict[str, list[Any]] = field(default_factory=lambda: defaultdict(list))
+    metrics: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class CheckResult:
+    marker: str
+    status: str
+    message: str
+    metrics: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def failed(self) -> bool:
+        return self.status == FAILED
+
+
+@dataclass(frozen=True)
+class Check:
+    """A marker and the function that evaluates it after the test body ran."""
+
+    spec: MarkerSpec
+    evaluate: Callable[[TestContext, dict[str, Any]], CheckResult]
+    needs_monitor: bool = True

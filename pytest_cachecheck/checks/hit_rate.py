@@ -1,0 +1,54 @@
+"""``@pytest.mark.cache_hit_rate(min, *, pattern="*", warmup=0)``: counts, not timings."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ..config import MarkerSpec, Param
+from ..observe.patterns import validate as validate_pattern
+from ..observe.stats import compute_stats, drop_first_reads
+from .base import FAILED, PASSED, Check, CheckResult, TestContext
+
+SPEC = MarkerSpec(
+    name="cache_hit_rate",
+    params=(
+        Param("min", "number", positional=True, required=True, low=0, high=1),
+        Param("pattern", "str", default="*"),
+        Param("warmup", "int", default=0, low=0),
+    ),
+    help="hit rate over the reads this test made (keys matching pattern, after the first warmup reads) must be >= min",
+    extra_check=lambda bound: (
+        f"argument 'pattern' must be {problem}" if (problem := validate_pattern(bound["pattern"])) else None
+    ),
+)
+
+
+def evaluate(context: TestContext, params: dict[str, Any]) -> CheckResult:
+    minimum, pattern, warmup = params["min"], params["pattern"], params["warmup"]
+    events = drop_first_reads(context.monitor.events, pattern, warmup)
+    stats = compute_stats(events, pattern)
+    metrics = {"hit_rate": stats.hit_rate, "reads": stats.reads, "hits": stats.hits, "misses": stats.misses}
+    where = f"keys matching {pattern!r}" if pattern != "*" else "all keys"
+    if stats.hit_rate is None:
+        return CheckResult(
+            SPEC.name,
+            FAILED,
+            f"cache_hit_rate: no reads of {where} were observed"
+            + (f" after the first {warmup} (warmup)" if warmup else "")
+            + "; the code under test must read through a redis-py client during the test",
+            metrics,
+        )
+    if stats.hit_rate >= minimum:
+        return CheckResult(SPEC.name, PASSED, f"hit rate {stats.hit_rate:.1%} >= {minimum:.1%}", metrics)
+    top = ", ".join(f"{shape} ({count})" for shape, count in stats.miss_shapes.most_common(3))
+    return CheckResult(
+        SPEC.name,
+        FAILED,
+        f"cache_hit_rate: hit rate {stats.hit_rate:.1%} over {stats.reads} reads of {where} "
+        f"({stats.hits} hits, {stats.misses} misses) is below the minimum {minimum:.1%}; "
+        f"most misses: {top}",
+        metrics,
+    )
+
+
+CHECK = Check(SPEC, evaluate)

@@ -1,0 +1,267 @@
+"""Options and ini keys -> validated ``Settings``; marker argument specs and their validation.
+
+Every user mistake becomes one line that names the option, ini key, marker or argument
+and says what was expected (pytest shows ``UsageError`` without a traceback).
+"""
+
+from __future__ import annotations
+
+import math
+import shutil
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import pytest
+
+BACKENDS = ("fake", "server", "docker", "url", "cluster")
+URL_SCHEMES = ("redis", "rediss", "unix", "redis+cluster")
+DEFAULT_IMAGE = "redis:7-alpine"
+
+
+@dataclass(frozen=True)
+class Settings:
+    backend: str = "fake"
+    url: str | None = None
+    server_bin: str = "redis-server"
+    image: str = DEFAULT_IMAGE
+    allow_nonempty: bool = False
+    targets: str | None = None
+    reports: tuple[str, ...] = ()
+    monitor: bool = True
+    rootdir: str = "."
+
+
+def add_options(parser: pytest.Parser) -> None:
+    group = parser.getgroup("cachecheck", "pytest-cachecheck: test your Redis caching layer")
+
+    def both(option: str, ini: str | None, help_text: str, ini_type: str | None = None, **kwargs: Any) -> None:
+        group.addoption(option, dest=option[2:].replace("-", "_"), default=None, help=help_text, **kwargs)
+        if ini:
+            parser.addini(ini, help_text, type=ini_type, default=None)  # type: ignore[arg-type]
+
+    both(
+        "--cache-backend",
+        "cachecheck_backend",
+        "isolated Redis: fake (default), server, docker, url, cluster",
+        metavar="NAME",
+    )
+    both(
+        "--cache-url",
+        "cachecheck_url",
+        "server for the url backend: redis://, rediss://, unix://, redis+cluster://",
+        metavar="URL",
+    )
+    both(
+        "--cache-server-bin",
+        "cachecheck_server_bin",
+        "redis-server (or valkey-server) binary for server and cluster backends",
+        metavar="PATH",
+    )
+    both(
+        "--cache-image", "cachecheck_image", f"image for the docker backend (default {DEFAULT_IMAGE})", metavar="IMAGE"
+    )
+    both(
+        "--cache-allow-nonempty",
+        "cachecheck_allow_nonempty",
+        "url backend: accept a non-empty database (only keys the run writes are deleted)",
+        ini_type="bool",
+        action="store_const",
+        const=True,
+    )
+    both(
+        "--cache-targets",
+        "cachecheck_targets",
+        "check run-wide targets from FILE (default pyproject.toml, [tool.cachecheck])",
+        metavar="FILE",
+        nargs="?",
+        const="pyproject.toml",
+    )
+    both(
+        "--cache-report",
+        "cachecheck_report",
+        "write the cache report to PATH (.json, .md, .html); repeatable",
+        metavar="PATH",
+        action="append",
+    )
+    group.addoption(
+        "--cache-no-monitor",
+        dest="cache_no_monitor",
+        action="store_true",
+        default=False,
+        help="do not instrument Redis clients (zero overhead; markers that need data then error)",
+    )
+
+
+def _pick(config: pytest.Config, dest: str, ini: str) -> Any:
+    """Command line > ini > None."""
+    value = config.getoption(dest)
+    if value is None:
+        value = config.getini(ini)
+    return value if value not in ("", []) else None
+
+
+def settings_from_config(config: pytest.Config) -> Settings:
+    """Read and validate every option once, at start-up."""
+    backend = _pick(config, "cache_backend", "cachecheck_backend") or "fake"
+    if backend not in BACKENDS:
+        raise pytest.UsageError(f"--cache-backend: expected one of {', '.join(BACKENDS)}, got {backend!r}")
+    url = _pick(config, "cache_url", "cachecheck_url")
+    if url is not None:
+        scheme = str(url).split("://", 1)[0] if "://" in str(url) else ""
+        if scheme not in URL_SCHEMES:
+            raise pytest.UsageError(
+                f"--cache-url: expected a URL starting with {', '.join(s + '://' for s in URL_SCHEMES)}, got {url!r}"
+            )
+    if backend == "url" and url is None:
+        raise pytest.UsageError("--cache-backend url needs --cache-url (e.g. --cache-url redis://127.0.0.1:6379/15)")
+    server_bin = _pick(config, "cache_server_bin", "cachecheck_server_bin") or "redis-server"
+    if backend in ("server", "cluster") and shutil.which(server_bin) is None:
+        raise pytest.UsageError(
+            f"--cache-server-bin: {server_bin!r} is not an executable on PATH; install redis-server "
+            "(apt-get install redis-server) or pass --cache-server-bin /path/to/redis-server"
+        )
+    allow_nonempty = bool(_pick(config, "cache_allow_nonempty", "cachecheck_allow_nonempty"))
+    monitor = not config.getoption("cache_no_monitor")
+    if backend == "url" and allow_nonempty and not monitor:
+        raise pytest.UsageError(
+            "--cache-no-monitor cannot be combined with --cache-allow-nonempty on the url backend: "
+            "without observation the plugin cannot know which keys the run wrote and must delete"
+        )
+    reports = config.getoption("cache_report") or config.getini("cachecheck_report") or []
+    if isinstance(reports, str):
+        reports = reports.split()
+    for path in reports:
+        if not str(path).endswith((".json", ".md", ".html")):
+            raise pytest.UsageError(f"--cache-report: expected a path ending in .json, .md or .html, got {path!r}")
+    return Settings(
+        backend=backend,
+        url=url,
+        server_bin=server_bin,
+        image=_pick(config, "cache_image", "cachecheck_image") or DEFAULT_IMAGE,
+        allow_nonempty=allow_nonempty,
+        targets=_pick(config, "cache_targets", "cachecheck_targets"),
+        reports=tuple(str(path) for path in reports),
+        monitor=monitor,
+        rootdir=str(config.rootpath),
+    )
+
+
+# ---------------------------------------------------------------- markers
+
+
+class MarkerError(Exception):
+    """A marker used with a wrong argument; the message is one line naming both."""
+
+
+@dataclass(frozen=True)
+class Param:
+    """One marker argument: its type (``number``, ``int``, ``str``, ``bool``, ``command``) and range."""
+
+    name: str
+    kind: str
+    positional: bool = False
+    required: bool = False
+    default: Any = None
+    low: float | None = None
+    high: float | None = None
+    low_open: bool = False
+    variadic: bool = False
+
+    def describe(self) -> str:
+        what = {
+            "number": "a number",
+            "int": "a whole number",
+            "str": "a string",
+            "bool": "True or False",
+            "command": "a Redis command name",
+        }[self.kind]
+        if self.low is not None and self.high is not None:
+            return f"{what} from {self.low:g} to {self.high:g}"
+        if self.low is not None:
+            return f"{what} {'>' if self.low_open else '>='} {self.low:g}"
+        return what
+
+    def check(self, marker: str, value: Any) -> Any:
+        if value is None and not self.required:
+            return None
+        ok = {
+            "number": isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value),
+            "int": isinstance(value, int) and not isinstance(value, bool),
+            "str": isinstance(value, str) and value != "",
+            "bool": isinstance(value, bool),
+            "command": isinstance(value, str) and value.strip() != "",
+        }[self.kind]
+        if ok and self.low is not None:
+            ok = value > self.low if self.low_open else value >= self.low
+        if ok and self.high is not None:
+            ok = value <= self.high
+        if not ok:
+            raise MarkerError(f"@pytest.mark.{marker}: argument {self.name!r} must be {self.describe()}, got {value!r}")
+        return value.upper() if self.kind == "command" else value
+
+
+@dataclass(frozen=True)
+class MarkerSpec:
+    """A marker's signature, validated when the test is set up."""
+
+    name: str
+    params: tuple[Param, ...]
+    help: str
+    extra_check: Any = field(default=None, compare=False)
+
+    def signature(self) -> str:
+        parts, star = [], False
+        for param in self.params:
+            if param.variadic:
+                parts.append(f"*{param.name}")
+                star = True
+                continue
+            if not param.positional and not star:
+                parts.append("*")
+                star = True
+            parts.append(param.name if param.required else f"{param.name}={param.default!r}")
+        return f"{self.name}({', '.join(parts)})"
+
+    def bind(self, args: Sequence[Any], kwargs: Mapping[str, Any]) -> dict[str, Any]:
+        """Map the marker's arguments to parameters, checking count, names, types and ranges."""
+        bound: dict[str, Any] = {}
+        positional = [param for param in self.params if param.positional or param.variadic]
+        variadic = next((param for param in positional if param.variadic), None)
+        if variadic is not None:
+            bound[variadic.name] = tuple(variadic.check(self.name, value) for value in args)
+            if not args and variadic.required:
+                raise MarkerError(
+                    f"@pytest.mark.{self.name}: give at least one {variadic.name.rstrip('s')}, "
+                    f"e.g. {self.signature()}"
+                )
+        else:
+            if len(args) > len(positional):
+                raise MarkerError(
+                    f"@pytest.mark.{self.name}: takes {len(positional)} positional argument(s), "
+                    f"got {len(args)}; signature {self.signature()}"
+                )
+            for param, value in zip(positional, args):
+                bound[param.name] = value
+        known = {param.name: param for param in self.params}
+        for name, value in kwargs.items():
+            if name not in known or known[name].variadic:
+                raise MarkerError(f"@pytest.mark.{self.name}: unknown argument {name!r}; signature {self.signature()}")
+            if name in bound:
+                raise MarkerError(f"@pytest.mark.{self.name}: argument {name!r} given twice")
+            bound[name] = value
+        for param in self.params:
+            if param.variadic:
+                continue
+            if param.name not in bound:
+                if param.required:
+                    raise MarkerError(
+                        f"@pytest.mark.{self.name}: missing argument {param.name!r}; signature {self.signature()}"
+                    )
+                bound[param.name] = param.default
+            bound[param.name] = param.check(self.name, bound[param.name])
+        if self.extra_check is not None:
+            problem = self.extra_check(bound)
+            if problem:
+                raise MarkerError(f"@pytest.mark.{self.name}: {problem}")
+        return bound

@@ -1,0 +1,47 @@
+"""Events: the classified form of the raw records the instrumentation appends."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from .commands import HIT, MISS, classify
+from .instrument import RawEvent
+
+
+@dataclass(frozen=True, slots=True)
+class Event:
+    """One Redis command as the code under test issued it.
+
+    ``keys`` and ``outcomes`` run in parallel: ``MGET a b c`` with one nil has three
+    keys and outcomes ``("hit", "miss", "hit")``; ``HMGET h f1 f2`` repeats ``h`` once
+    per field. A command without keys has ``keys == ()`` and one outcome.
+    """
+
+    start_ns: int
+    duration_ns: int
+    command: str
+    keys: tuple[str, ...]
+    outcomes: tuple[str, ...]
+    pipeline_id: int
+
+    @property
+    def outcome(self) -> str:
+        """The single outcome; a multi-key read with any miss counts as ``miss``."""
+        first = self.outcomes[0]
+        if all(outcome == first for outcome in self.outcomes):
+            return first
+        return MISS if MISS in self.outcomes else HIT
+
+    @property
+    def duration_ms(self) -> float:
+        return self.duration_ns / 1e6
+
+
+def classify_raw(records: Iterable[RawEvent]) -> list[Event]:
+    """Turn raw records into events (done lazily, when someone asks)."""
+    events = []
+    for start, duration, args, reply, pipeline_id in records:
+        command, keys, outcomes = classify(args, reply)
+        events.append(Event(start, duration, command, keys, outcomes, pipeline_id))
+    return events

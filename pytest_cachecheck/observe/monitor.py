@@ -1,0 +1,98 @@
+"""``cache_monitor``: what the code under test did to Redis during one test."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+
+from .commands import WRITE
+from .events import Event, classify_raw
+from .instrument import RawEvent, state
+from .patterns import MATCH_ALL
+from .stats import CacheStats, compute_stats
+
+
+class CacheMonitor:
+    """Records every observed command while active; classifies them only when asked.
+
+    Commands issued inside ``with monitor.warmup():`` are kept out of ``events`` and
+    therefore out of every assertion and run-wide target.
+    """
+
+    def __init__(self) -> None:
+        self._raw: list[RawEvent] = []
+        self._warmup_ranges: list[tuple[int, int]] = []
+        self._classified: list[Event] = []
+        self._warmup_depth = 0
+        self._warmup_start = 0
+        self.active = False
+
+    def activate(self) -> None:
+        """Route observed commands into this monitor."""
+        state.log = self._raw
+        self.active = True
+
+    def deactivate(self) -> None:
+        if state.log is self._raw:
+            state.log = None
+        self.active = False
+
+    def reset(self) -> None:
+        """Forget everything recorded so far in this test."""
+        self._raw = []
+        self._warmup_ranges = []
+        self._classified = []
+        self._warmup_start = 0
+        if self.active:
+            state.log = self._raw
+
+    @contextlib.contextmanager
+    def warmup(self) -> Iterator[None]:
+        """Exclude the commands issued inside from assertions (cache priming, fixtures)."""
+        if self._warmup_depth == 0:
+            self._warmup_start = len(self._raw)
+        self._warmup_depth += 1
+        try:
+            yield
+        finally:
+            self._warmup_depth -= 1
+            if self._warmup_depth == 0:
+                self._warmup_ranges.append((self._warmup_start, len(self._raw)))
+
+    def _all_events(self) -> list[Event]:
+        raw = self._raw
+        done = len(self._classified)
+        if done < len(raw):
+            self._classified.extend(classify_raw(raw[done : len(raw)]))
+        return self._classified
+
+    @property
+    def events(self) -> list[Event]:
+        """Observed commands in order, without those inside ``warmup()`` blocks."""
+        events = self._all_events()
+        if not self._warmup_ranges:
+            return list(events)
+        kept = []
+        previous_end = 0
+        for start, end in self._warmup_ranges:
+            kept.extend(events[previous_end:start])
+            previous_end = end
+        kept.extend(events[previous_end:])
+        return kept
+
+    @property
+    def raw_count(self) -> int:
+        """How many commands were recorded, warm-up included (cheap: no classification)."""
+        return len(self._raw)
+
+    def stats(self, pattern: str = MATCH_ALL) -> CacheStats:
+        """Hits, misses, writes, deletes, hit rate, latency and command counts for ``pattern``."""
+        return compute_stats(self.events, pattern)
+
+    def written_keys(self) -> set[str]:
+        """Keys written or named by scripts in this test, warm-up included (for clean-up)."""
+        keys: set[str] = set()
+        for event in self._all_events():
+            if event.command.startswith(("EVAL", "FCALL")) or WRITE in event.outcomes:
+                keys.update(event.keys)
+        return keys

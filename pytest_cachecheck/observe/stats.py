@@ -1,0 +1,121 @@
+"""Aggregation of events into per-pattern cache statistics (done on demand, never per command)."""
+
+from __future__ import annotations
+
+import math
+from collections import Counter
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+
+from .commands import DELETE, ERROR, HIT, MISS, WRITE
+from .events import Event
+from .patterns import MATCH_ALL, key_shape, matcher
+
+
+def percentile(sorted_values: Sequence[float], fraction: float) -> float:
+    """Nearest-rank percentile: the smallest value with at least ``fraction`` of values <= it."""
+    if not sorted_values:
+        raise ValueError("percentile of no values")
+    rank = max(1, math.ceil(fraction * len(sorted_values)))
+    return sorted_values[rank - 1]
+
+
+@dataclass(frozen=True)
+class LatencyStats:
+    """Command latency percentiles in milliseconds (None when no command was seen)."""
+
+    count: int
+    p50_ms: float | None
+    p95_ms: float | None
+    p99_ms: float | None
+    max_ms: float | None
+
+    @classmethod
+    def from_durations_ns(cls, durations_ns: Iterable[int]) -> LatencyStats:
+        values = sorted(duration / 1e6 for duration in durations_ns)
+        if not values:
+            return cls(0, None, None, None, None)
+        return cls(
+            len(values),
+            percentile(values, 0.50),
+            percentile(values, 0.95),
+            percentile(values, 0.99),
+            values[-1],
+        )
+
+
+@dataclass(frozen=True)
+class CacheStats:
+    """What the code under test did to keys matching one pattern."""
+
+    pattern: str
+    hits: int
+    misses: int
+    writes: int
+    deletes: int
+    errors: int
+    latency: LatencyStats
+    commands: Counter[str] = field(default_factory=Counter)
+    miss_shapes: Counter[str] = field(default_factory=Counter)
+
+    @property
+    def reads(self) -> int:
+        return self.hits + self.misses
+
+    @property
+    def hit_rate(self) -> float | None:
+        """hits / reads, or None when nothing was read."""
+        return self.hits / self.reads if self.reads else None
+
+
+def compute_stats(events: Iterable[Event], pattern: str = MATCH_ALL) -> CacheStats:
+    """Count outcomes of keys matching ``pattern``; ``"*"`` also counts keyless commands."""
+    match = matcher(pattern)
+    match_all = pattern == MATCH_ALL
+    counts: Counter[str] = Counter()
+    commands: Counter[str] = Counter()
+    miss_shapes: Counter[str] = Counter()
+    durations = []
+    for event in events:
+        if not event.keys:
+            if not match_all:
+                continue
+            counts[event.outcomes[0]] += 1
+        else:
+            matched = False
+            for key, outcome in zip(event.keys, event.outcomes):
+                if match_all or match(key):
+                    matched = True
+                    counts[outcome] += 1
+                    if outcome == MISS:
+                        miss_shapes[key_shape(key)] += 1
+            if not matched:
+                continue
+        commands[event.command] += 1
+        durations.append(event.duration_ns)
+    return CacheStats(
+        pattern=pattern,
+        hits=counts[HIT],
+        misses=counts[MISS],
+        writes=counts[WRITE],
+        deletes=counts[DELETE],
+        errors=counts[ERROR],
+        latency=LatencyStats.from_durations_ns(durations),
+        commands=commands,
+        miss_shapes=miss_shapes,
+    )
+
+
+def drop_first_reads(events: Sequence[Event], pattern: str, count: int) -> list[Event]:
+    """Events after the first ``count`` reads of keys matching ``pattern`` (marker ``warmup=``)."""
+    if count <= 0:
+        return list(events)
+    match = matcher(pattern)
+    seen = 0
+    for index, event in enumerate(events):
+        for key, outcome in zip(event.keys, event.outcomes):
+            if outcome in (HIT, MISS) and match(key):
+                seen += 1
+        if seen >= count:
+            return list(events[index + 1 :])
+    return []

@@ -1,0 +1,138 @@
+"""pytest hooks, options, markers and fixtures: glue between pytest and the other modules."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import threading
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from . import config as config_module
+from .backends.process import stop_all
+from .checks import CHECKS
+from .observe import instrument
+from .observe.monitor import CacheMonitor
+from .runtime import CachecheckRun, CacheServer
+
+RUN_KEY = pytest.StashKey[CachecheckRun]()
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    config_module.add_options(parser)
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    for check in CHECKS.values():
+        config.addinivalue_line("markers", f"{check.spec.signature()}: {check.spec.help}")
+    run = CachecheckRun(config_module.settings_from_config(config))
+    config.stash[RUN_KEY] = run
+    if run.settings.monitor:
+        instrument.install()
+    _stop_servers_on_sigterm(run)
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    run = config.stash.get(RUN_KEY, None)
+    if run is not None:
+        run.close()
+        instrument.uninstall()
+
+
+def _stop_servers_on_sigterm(run: CachecheckRun) -> None:
+    """SIGTERM kills Python without running ``atexit``: stop our servers, then die as asked."""
+    if threading.current_thread() is not threading.main_thread():
+        return
+    if signal.getsignal(signal.SIGTERM) is not signal.SIG_DFL:
+        return
+
+    def on_sigterm(signum: int, frame: Any) -> None:
+        run.close()
+        stop_all()
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+        os.kill(os.getpid(), signal.SIGTERM)
+
+    signal.signal(signal.SIGTERM, on_sigterm)
+
+
+def _run(config: pytest.Config) -> CachecheckRun:
+    return config.stash[RUN_KEY]
+
+
+@pytest.hookimpl(wrapper=True, tryfirst=True)
+def pytest_runtest_setup(item: pytest.Item) -> Iterator[None]:
+    run = _run(item.config)
+    run.begin_test(item)
+    result = yield
+    run.validate_markers(item)  # after pytest's own set-up, so its teardown state stays whole
+    return result
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_call(item: pytest.Item) -> Iterator[None]:
+    result = yield
+    failures = _run(item.config).evaluate_checks(item)
+    if failures:
+        pytest.fail("\n".join(failure.message for failure in failures), pytrace=False)
+    return result
+
+
+@pytest.hookimpl(wrapper=True, tryfirst=True)
+def pytest_runtest_teardown(item: pytest.Item, nextitem: pytest.Item | None) -> Iterator[None]:
+    try:
+        return (yield)
+    finally:
+        _run(item.config).end_test(item)
+
+
+# ---------------------------------------------------------------- fixtures
+
+
+@pytest.fixture(scope="session")
+def cache_server(request: pytest.FixtureRequest) -> CacheServer:
+    """The running isolated Redis: ``.backend``, ``.url``, ``.host``, ``.port``, ``.version``, ``.client()``."""
+    return _run(request.config).server()
+
+
+@pytest.fixture
+def _cachecheck_database(request: pytest.FixtureRequest, cache_server: CacheServer) -> Iterator[None]:
+    """Empty at start, cleaned after: what one test writes, the next never sees."""
+    yield
+    _run(request.config).reset_database()
+
+
+@pytest.fixture
+def cache_url(request: pytest.FixtureRequest, _cachecheck_database: None) -> str:
+    """URL of this test's empty database, for apps that build their own clients."""
+    return _run(request.config).backend.url_for_test()
+
+
+@pytest.fixture
+def cache_redis(request: pytest.FixtureRequest, _cachecheck_database: None) -> Iterator[Any]:
+    """A ``redis.Redis`` on this test's database (bytes replies)."""
+    client = _run(request.config).backend.client()
+    yield client
+    client.close()
+
+
+@pytest.fixture
+def cache_redis_async(request: pytest.FixtureRequest, _cachecheck_database: None) -> Iterator[Any]:
+    """A ``redis.asyncio.Redis`` on this test's database (bytes replies)."""
+    client = _run(request.config).backend.client(asyncio=True)
+    yield client
+    try:
+        asyncio.run(client.aclose())
+    except (RuntimeError, OSError):
+        pass  # its connections belonged to the test's (now closed) event loop
+
+
+@pytest.fixture
+def cache_monitor(request: pytest.FixtureRequest) -> CacheMonitor:
+    """What the code under test did to Redis during this test."""
+    run = _run(request.config)
+    if not run.settings.monitor or run.context is None:
+        pytest.fail("cache_monitor needs observed commands, but the run has --cache-no-monitor", pytrace=False)
+    return run.context.monitor

@@ -1,0 +1,118 @@
+"""The state of one pytest run: settings, the backend (started lazily), the current test."""
+
+from __future__ import annotations
+
+import difflib
+from dataclasses import dataclass
+from typing import Any
+
+import pytest
+
+from .backends import Backend, BackendError, ServerInfo, make_backend
+from .checks import CHECKS, CheckResult, TestContext
+from .checks.base import FAILED
+from .config import MarkerError, Settings
+from .observe.monitor import CacheMonitor
+
+
+@dataclass(frozen=True)
+class CacheServer:
+    """The running isolated Redis (``cache_server`` fixture)."""
+
+    info: ServerInfo
+    _backend: Backend
+
+    backend = property(lambda self: self.info.backend)
+    url = property(lambda self: self.info.url)
+    host = property(lambda self: self.info.host)
+    port = property(lambda self: self.info.port)
+    version = property(lambda self: self.info.version)
+
+    def client(self, *, asyncio: bool = False) -> Any:
+        """A new client on the tests' database (bytes replies); not cleaned per test."""
+        return self._backend.client(asyncio=asyncio)
+
+
+class CachecheckRun:
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self._backend: Backend | None = None
+        self._server: CacheServer | None = None
+        self._start_error: str | None = None
+        self.context: TestContext | None = None
+        self.results: dict[str, list[CheckResult]] = {}
+        self.bound_markers: list[tuple[str, dict[str, Any]]] = []
+
+    # -- backend
+    @property
+    def backend(self) -> Backend:
+        if self._backend is None:
+            self._backend = make_backend(self.settings)
+        return self._backend
+
+    def server(self) -> CacheServer:
+        """Start the backend on first use; a failure is reported once and then repeated, not retried."""
+        if self._start_error is not None:
+            pytest.fail(self._start_error, pytrace=False)
+        if self._server is None:
+            try:
+                self._server = CacheServer(self.backend.start(), self.backend)
+            except BackendError as exc:
+                self._start_error = f"cache backend {self.settings.backend!r}: {exc}"
+                pytest.fail(self._start_error, pytrace=False)
+        return self._server
+
+    def reset_database(self) -> None:
+        written = self.context.monitor.written_keys() if self.context is not None else set()
+        self.backend.reset(written)
+
+    def close(self) -> None:
+        if self._backend is not None:
+            self._backend.stop()
+
+    # -- per test
+    def begin_test(self, item: pytest.Item) -> None:
+        monitor = CacheMonitor()
+        self.context = TestContext(item.nodeid, monitor, backend=self._backend)
+        if self.settings.monitor:
+            monitor.activate()
+        self.bound_markers = []
+
+    def end_test(self, item: pytest.Item) -> TestContext | None:
+        context, self.context = self.context, None
+        if context is not None:
+            context.monitor.deactivate()
+        return context
+
+    def validate_markers(self, item: pytest.Item) -> None:
+        """Bind every cache marker's arguments; a mistake fails the test with one line."""
+        for mark in item.iter_markers():
+            if not mark.name.startswith("cache_"):
+                continue
+            check = CHECKS.get(mark.name)
+            if check is None:
+                close = difflib.get_close_matches(mark.name, CHECKS, n=1)
+                hint = f"did you mean @pytest.mark.{close[0]}?" if close else f"known: {', '.join(sorted(CHECKS))}"
+                pytest.fail(f"@pytest.mark.{mark.name} is not a cachecheck marker; {hint}", pytrace=False)
+            if check.needs_monitor and not self.settings.monitor:
+                pytest.fail(
+                    f"@pytest.mark.{mark.name} needs observed commands, but the run has --cache-no-monitor; "
+                    "drop that option to run this check",
+                    pytrace=False,
+                )
+            try:
+                self.bound_markers.append((mark.name, check.spec.bind(mark.args, mark.kwargs)))
+            except MarkerError as exc:
+                pytest.fail(str(exc), pytrace=False)
+
+    def evaluate_checks(self, item: pytest.Item) -> list[CheckResult]:
+        """Run every cache marker's check on what this test recorded."""
+        context = self.context
+        if context is None:
+            return []
+        results = [CHECKS[name].evaluate(context, params) for name, params in self.bound_markers]
+        self.results[item.nodeid] = results
+        for result in results:
+            for metric, value in result.metrics.items():
+                item.user_properties.append((f"cachecheck.{result.marker}.{metric}", value))
+        return [result for result in results if result.status == FAILED]
