@@ -15,6 +15,21 @@ FAILED = "failed"
 INCONCLUSIVE = "inconclusive"
 
 
+@dataclass(frozen=True)
+class Measurement:
+    """A value a fixture measured in a test, kept for run-wide targets and reports.
+
+    ``metric`` is a target key (``invalidation_ms``, ``stale_reads``, ``speedup``,
+    ``keys_without_ttl``); ``keys`` are the Redis keys involved, so a target applies
+    when any of them matches its pattern (``"*"`` targets take every measurement).
+    """
+
+    metric: str
+    value: float
+    keys: tuple[str, ...] = ()
+    detail: dict[str, Any] = field(default_factory=dict, compare=False)
+
+
 @dataclass
 class TestContext:
     """Everything observed during one test; fixtures append their measurements to ``data``."""
@@ -25,6 +40,7 @@ class TestContext:
     monitor: CacheMonitor
     backend: Any = None
     data: dict[str, list[Any]] = field(default_factory=lambda: defaultdict(list))
+    measurements: list[Measurement] = field(default_factory=list)
     metrics: dict[str, Any] = field(default_factory=dict)
 
 
