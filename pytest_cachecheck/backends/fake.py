@@ -23,34 +23,36 @@ class FakeBackend:
         self._admin: fakeredis.FakeRedis | None = None
 
     def start(self) -> ServerInfo:
+        server = self._server()
+        version = ".".join(str(part) for part in server.version)
+        url = self._tcp_url() if self._tcp is not None else "fakeredis://in-process"
+        return ServerInfo(self.name, url, "", 0, f"fakeredis {fakeredis.__version__} (redis {version})")
+
+    def _server(self) -> fakeredis.FakeServer:
         if self.server is None:
             self.server = fakeredis.FakeServer()
             self._admin = fakeredis.FakeRedis(server=self.server)
-        version = ".".join(str(part) for part in self.server.version)
-        return ServerInfo(
-            self.name, self._url_or_inprocess(), "", 0, f"fakeredis {fakeredis.__version__} (redis {version})"
-        )
-
-    def _url_or_inprocess(self) -> str:
-        return self.url_for_test() if self._tcp is not None else "fakeredis://in-process"
+        return self.server
 
     def url_for_test(self) -> str:
         """Serve the in-process data over real TCP on loopback, started on first use."""
-        self.start()
         if self._tcp is None:
             tcp = fakeredis.TcpFakeServer(("127.0.0.1", free_port()))
-            tcp.fake_server = self.server  # type: ignore[assignment]  # serve the same data
+            tcp.fake_server = self._server()  # type: ignore[assignment]  # serve the same data
             thread = threading.Thread(target=tcp.serve_forever, name="cachecheck-fakeredis-tcp", daemon=True)
             thread.start()
             self._tcp, self._tcp_thread = tcp, thread
+        return self._tcp_url()
+
+    def _tcp_url(self) -> str:
+        assert self._tcp is not None
         host, port = self._tcp.server_address[:2]
         return f"redis://{host!s}:{port}/0"
 
     def client(self, *, asyncio: bool = False) -> Any:
-        self.start()
         if asyncio:
-            return fakeredis.FakeAsyncRedis(server=self.server)
-        return fakeredis.FakeRedis(server=self.server)
+            return fakeredis.FakeAsyncRedis(server=self._server())
+        return fakeredis.FakeRedis(server=self._server())
 
     def reset(self, written_keys: set[str]) -> None:
         """Our own server: dropping every database is safe and O(1) for the test."""

@@ -259,8 +259,15 @@ _TARGETS: tuple[tuple[str, str, str, Callable[[Callable[..., Any]], Callable[...
 )
 
 
+_installs = 0
+
+
 def install() -> None:
-    """Wrap every known client method once; calling it again is harmless."""
+    """Wrap every known client method once; nested sessions (pytester) just count."""
+    global _installs
+    _installs += 1
+    if _installs > 1:
+        return
     for module_name, class_name, method_name, wrapper in _TARGETS:
         try:
             module = importlib.import_module(module_name)
@@ -274,7 +281,11 @@ def install() -> None:
 
 
 def uninstall() -> None:
-    """Put the original methods back (end of the pytest session)."""
+    """Put the original methods back when the outermost session ends."""
+    global _installs
+    _installs = max(_installs - 1, 0)
+    if _installs:
+        return
     for module_name, class_name, method_name, _ in _TARGETS:
         try:
             module = importlib.import_module(module_name)

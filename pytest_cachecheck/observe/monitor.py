@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Iterator
+from typing import TypeVar
 
 from .commands import WRITE
 from .events import Event, classify_raw
 from .instrument import RawEvent, state
 from .patterns import MATCH_ALL
 from .stats import CacheStats, compute_stats
+
+T = TypeVar("T")
 
 
 class CacheMonitor:
@@ -25,16 +28,19 @@ class CacheMonitor:
         self._classified: list[Event] = []
         self._warmup_depth = 0
         self._warmup_start = 0
+        self._previous: list[RawEvent] | None = None
         self.active = False
 
     def activate(self) -> None:
-        """Route observed commands into this monitor."""
+        """Route observed commands into this monitor (a nested pytest run's monitor stacks)."""
+        self._previous = state.log
         state.log = self._raw
         self.active = True
 
     def deactivate(self) -> None:
         if state.log is self._raw:
-            state.log = None
+            state.log = self._previous
+        self._previous = None
         self.active = False
 
     def reset(self) -> None:
@@ -66,19 +72,26 @@ class CacheMonitor:
             self._classified.extend(classify_raw(raw[done : len(raw)]))
         return self._classified
 
-    @property
-    def events(self) -> list[Event]:
-        """Observed commands in order, without those inside ``warmup()`` blocks."""
-        events = self._all_events()
+    def _outside_warmup(self, items: list[T]) -> list[T]:
         if not self._warmup_ranges:
-            return list(events)
+            return list(items)
         kept = []
         previous_end = 0
         for start, end in self._warmup_ranges:
-            kept.extend(events[previous_end:start])
+            kept.extend(items[previous_end:start])
             previous_end = end
-        kept.extend(events[previous_end:])
+        kept.extend(items[previous_end:])
         return kept
+
+    @property
+    def events(self) -> list[Event]:
+        """Observed commands in order, without those inside ``warmup()`` blocks."""
+        return self._outside_warmup(self._all_events())
+
+    @property
+    def records(self) -> list[RawEvent]:
+        """The raw records behind ``events``, index for index: arguments as sent (TTL options)."""
+        return self._outside_warmup(self._raw)
 
     @property
     def raw_count(self) -> int:

@@ -1,0 +1,107 @@
+"""Keys a test left without a TTL, worked out from the commands it issued.
+
+A cache entry without an expiry lives until something deletes it: when the
+invalidation path misses it, it is stale forever. This module replays one test's
+observed commands in order and tracks, per key, whether it currently has a TTL:
+
+* ``SET`` without ``EX``/``PX``/``EXAT``/``PXAT``/``KEEPTTL``, ``MSET``, ``GETSET``,
+  ``PERSIST`` and the ``*STORE`` / ``RENAME`` destinations leave a key without TTL;
+* ``SETEX``, ``PSETEX``, ``SET ... EX``, ``GETEX ... EX``, ``EXPIRE`` and friends,
+  ``RESTORE`` with a TTL give it one;
+* any other write that creates a key (``HSET``, ``SADD``, ``RPUSH``, ``INCR`` ...)
+  leaves a new key without TTL and an existing key as it was;
+* ``DEL``/``UNLINK`` forget the key.
+
+Deterministic and without a server round trip: every test starts on an empty
+database, so the replay knows every key's state. Commands inside Lua scripts are
+invisible client-side and are not counted.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from .commands import ERROR, HIT, WRITE, key_text
+from .events import Event
+from .instrument import RawEvent
+
+_EXPIRY_OPTIONS = frozenset({"EX", "PX", "EXAT", "PXAT"})
+_GIVES_TTL = frozenset({"SETEX", "PSETEX", "EXPIRE", "PEXPIRE", "EXPIREAT", "PEXPIREAT"})
+_REPLACES_VALUE = frozenset({"MSET", "MSETNX", "GETSET"})
+_NEVER_CREATES = frozenset(
+    {"LPOP", "RPOP", "SPOP", "ZPOPMIN", "ZPOPMAX", "LPUSHX", "RPUSHX", "LSET", "LINSERT", "LTRIM", "XTRIM"}
+)
+_DESTINATION_FIRST = frozenset({"ZUNIONSTORE", "ZINTERSTORE", "ZDIFFSTORE", "SINTERSTORE", "SUNIONSTORE", "SDIFFSTORE"})
+_MOVES_TO_SECOND = frozenset({"SMOVE", "LMOVE", "RPOPLPUSH", "PFMERGE"})
+
+
+def _words(args: tuple[Any, ...], start: int) -> tuple[str, ...]:
+    """Option words of a command (``EX``, ``KEEPTTL`` ...), upper-cased text."""
+    return tuple(key_text(arg).upper() for arg in args[start:])
+
+
+def keys_without_ttl(events: Sequence[Event], records: Sequence[RawEvent]) -> list[str]:
+    """Keys written in these events that have no TTL at the end, in the order first written.
+
+    ``records`` are the raw records behind ``events`` (same order, same length); their
+    arguments tell ``SET k v EX 10`` from ``SET k v`` and their replies whether a
+    conditional write (``NX``/``XX``) happened.
+    """
+    has_ttl: dict[str, bool] = {}
+    for event, (_, _, args, reply, _) in zip(events, records):
+        command = event.command
+        if not event.keys or ERROR in event.outcomes:
+            continue
+        if command in ("DEL", "UNLINK"):
+            for key in event.keys:
+                has_ttl.pop(key, None)
+        elif command == "SET":
+            words = _words(args, 3)
+            if "KEEPTTL" not in words and _set_happened(words, reply):
+                has_ttl[event.keys[0]] = bool(_EXPIRY_OPTIONS.intersection(words))
+        elif command == "GETEX":
+            words = _words(args, 2)
+            if event.outcomes[0] == HIT and (_EXPIRY_OPTIONS.intersection(words) or "PERSIST" in words):
+                has_ttl[event.keys[0]] = "PERSIST" not in words
+        elif event.outcomes[0] == WRITE and reply not in (0, False, None):
+            _apply_write(command, event.keys, args, has_ttl)
+    return [key for key, ttl in has_ttl.items() if not ttl]
+
+
+def _set_happened(words: tuple[str, ...], reply: Any) -> bool:
+    """Whether ``SET`` wrote: a nil reply means an ``NX``/``XX`` condition failed, except with ``GET``."""
+    if "GET" not in words:
+        return reply is not None
+    if "NX" in words:
+        return reply is None
+    if "XX" in words:
+        return reply is not None
+    return True
+
+
+def _apply_write(command: str, keys: tuple[str, ...], args: tuple[Any, ...], has_ttl: dict[str, bool]) -> None:
+    if command in _GIVES_TTL:
+        if keys[0] in has_ttl:
+            has_ttl[keys[0]] = True
+    elif command == "PERSIST":
+        if keys[0] in has_ttl:
+            has_ttl[keys[0]] = False
+    elif command in _REPLACES_VALUE:
+        for key in keys:
+            has_ttl[key] = False
+    elif command in ("RENAME", "RENAMENX", "COPY") and len(keys) == 2:
+        source, destination = keys
+        state = has_ttl.get(source, False)
+        if command != "COPY":
+            has_ttl.pop(source, None)
+        has_ttl[destination] = state
+    elif command in _DESTINATION_FIRST:
+        has_ttl[keys[0]] = False
+    elif command in _MOVES_TO_SECOND and len(keys) == 2:
+        has_ttl.setdefault(keys[1], False)
+    elif command == "RESTORE":
+        has_ttl[keys[0]] = len(args) > 2 and key_text(args[2]) not in ("0", "")
+    elif command not in _NEVER_CREATES:
+        for key in dict.fromkeys(keys):
+            has_ttl.setdefault(key, False)

@@ -1,0 +1,170 @@
+"""Observation of real redis-py clients: every command, once, with per-key outcomes."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+import redis
+
+from pytest_cachecheck.observe.commands import classify
+from pytest_cachecheck.observe.instrument import unobserved
+
+
+def outcomes(monitor) -> list[tuple[str, tuple[str, ...], tuple[str, ...]]]:
+    return [(event.command, event.keys, event.outcomes) for event in monitor.events]
+
+
+def test_mget_counts_each_key(cache_redis, cache_monitor) -> None:
+    cache_redis.set("a", 1)
+    cache_redis.set("c", 3)
+    cache_monitor.reset()
+    assert cache_redis.mget("a", "b", "c") == [b"1", None, b"3"]
+    stats = cache_monitor.stats()
+    assert (stats.hits, stats.misses, stats.reads) == (2, 1, 3)
+    assert outcomes(cache_monitor) == [("MGET", ("a", "b", "c"), ("hit", "miss", "hit"))]
+    assert cache_monitor.events[0].outcome == "miss"
+
+
+def test_read_outcomes_follow_the_spec(cache_redis, cache_monitor) -> None:
+    cache_redis.hset("h", mapping={"f": "v"})
+    cache_redis.sadd("s", "m")
+    cache_monitor.reset()
+    cache_redis.hget("h", "f")
+    cache_redis.hget("h", "nope")
+    cache_redis.hmget("h", ["f", "nope"])
+    cache_redis.hgetall("h")
+    cache_redis.hgetall("missing")
+    cache_redis.smembers("missing")
+    cache_redis.exists("h", "missing")
+    cache_redis.delete("s")
+    cache_redis.ping()
+    assert outcomes(cache_monitor) == [
+        ("HGET", ("h",), ("hit",)),
+        ("HGET", ("h",), ("miss",)),
+        ("HMGET", ("h", "h"), ("hit", "miss")),
+        ("HGETALL", ("h",), ("hit",)),
+        ("HGETALL", ("missing",), ("miss",)),
+        ("SMEMBERS", ("missing",), ("miss",)),
+        ("EXISTS", ("h", "missing"), ("hit", "miss")),
+        ("DEL", ("s",), ("delete",)),
+        ("PING", (), ("other",)),
+    ]
+    stats = cache_monitor.stats()
+    assert (stats.hits, stats.misses, stats.deletes) == (4, 5, 1)
+    assert stats.commands["HGET"] == 2
+
+
+def test_pipeline_pairs_each_command_with_its_reply(cache_redis, cache_monitor) -> None:
+    cache_redis.set("page:1", "cached", ex=60)
+    cache_monitor.reset()
+    pipe = cache_redis.pipeline(transaction=False)
+    pipe.ttl("page:1").get("page:1").get("page:2")
+    ttl, hit, miss = pipe.execute()
+    assert hit == b"cached" and miss is None and 0 < ttl <= 60
+    events = cache_monitor.events
+    assert [(event.command, event.outcome) for event in events] == [("TTL", "other"), ("GET", "hit"), ("GET", "miss")]
+    assert len({event.pipeline_id for event in events}) == 1 and events[0].pipeline_id > 0
+
+
+def test_transaction_and_watch_are_observed_once(cache_redis, cache_monitor) -> None:
+    cache_redis.set("counter", 1)
+    cache_monitor.reset()
+    with cache_redis.pipeline() as pipe:
+        pipe.watch("counter")
+        current = int(pipe.get("counter"))
+        pipe.multi()
+        pipe.set("counter", current + 1)
+        pipe.get("counter")
+        pipe.execute()
+    commands = [event.command for event in cache_monitor.events]
+    assert commands == ["WATCH", "GET", "SET", "GET"]
+    assert cache_monitor.stats().hits == 2
+
+
+def test_scripts_inside_pipelines_are_not_double_counted(cache_redis, cache_monitor) -> None:
+    script = cache_redis.register_script("return redis.call('GET', KEYS[1])")
+    pipe = cache_redis.pipeline()
+    script(keys=["k"], client=pipe)
+    pipe.execute()
+    commands = [event.command for event in cache_monitor.events]
+    assert commands == ["EVALSHA"], commands  # SCRIPT EXISTS/LOAD issued inside execute() are not counted
+
+
+def test_errors_are_recorded_as_error(cache_redis, cache_monitor) -> None:
+    cache_redis.set("s", "text")
+    with pytest.raises(redis.ResponseError):
+        cache_redis.incr("s")
+    assert cache_monitor.events[-1].outcome == "error"
+    assert cache_monitor.stats().errors == 1
+
+
+def test_async_client_and_async_pipeline(cache_redis_async, cache_monitor) -> None:
+    async def workload() -> None:
+        await cache_redis_async.set("a", 1)
+        await cache_redis_async.get("a")
+        await cache_redis_async.get("b")
+        async with cache_redis_async.pipeline(transaction=True) as pipe:
+            pipe.get("a").mget("a", "b")
+            await pipe.execute()
+
+    asyncio.run(workload())
+    stats = cache_monitor.stats()
+    assert (stats.hits, stats.misses, stats.writes) == (3, 2, 1)
+    assert [event.command for event in cache_monitor.events] == ["SET", "GET", "GET", "GET", "MGET"]
+
+
+def test_clients_the_app_builds_from_cache_url_are_observed(cache_url, cache_monitor) -> None:
+    app_client = redis.Redis.from_url(cache_url, decode_responses=True)
+    app_client.set("greeting", "hello")
+    assert app_client.get("greeting") == "hello"
+    app_client.close()
+    assert cache_monitor.stats().hits == 1
+    assert cache_url.startswith("redis://127.0.0.1:")
+
+
+def test_cache_url_and_cache_redis_share_the_data(cache_url, cache_redis) -> None:
+    cache_redis.set("shared", "yes")
+    with redis.Redis.from_url(cache_url) as other:
+        assert other.get("shared") == b"yes"
+
+
+def test_unobserved_commands_and_patterns(cache_redis, cache_monitor) -> None:
+    with unobserved():
+        cache_redis.set("hidden", 1)
+    cache_redis.get("user:1")
+    cache_redis.get("session:1")
+    assert [event.command for event in cache_monitor.events] == ["GET", "GET"]
+    assert cache_monitor.stats("user:*").reads == 1
+    assert cache_monitor.stats("user:*").commands == {"GET": 1}
+    assert cache_monitor.stats("nothing:*").hit_rate is None
+    assert cache_monitor.stats().latency.count == 2
+    assert cache_monitor.stats().latency.p99_ms is not None
+
+
+def test_warmup_blocks_are_excluded_but_counted_raw(cache_redis, cache_monitor) -> None:
+    with cache_monitor.warmup():
+        cache_redis.get("cold")
+    cache_redis.set("cold", 1)
+    cache_redis.get("cold")
+    assert cache_monitor.stats().misses == 0 and cache_monitor.stats().hits == 1
+    assert cache_monitor.raw_count == 3
+
+
+@pytest.mark.parametrize(
+    ("args", "reply", "expected"),
+    [
+        (("GET", "k"), None, ("GET", ("k",), ("miss",))),
+        (("GET", b"k"), b"v", ("GET", ("k",), ("hit",))),
+        (("MSET", "a", 1, "b", 2), True, ("MSET", ("a", "b"), ("write", "write"))),
+        (("EVALSHA", "abc", 2, "x", "y", "arg"), 1, ("EVALSHA", ("x", "y"), ("other", "other"))),
+        (("SET", "k", "v", "EX", 10), True, ("SET", ("k",), ("write",))),
+        (("UNLINK", "a", "b"), 2, ("UNLINK", ("a", "b"), ("delete", "delete"))),
+        (("FLUSHALL",), True, ("FLUSHALL", (), ("delete",))),
+        (("CLIENT SETNAME", "x"), True, ("CLIENT SETNAME", (), ("other",))),
+        (("GET", "k"), redis.ConnectionError("down"), ("GET", ("k",), ("error",))),
+        (("GET", b"\xff\xfe"), None, ("GET", ("\\xff\\xfe",), ("miss",))),
+    ],
+)
+def test_command_table(args, reply, expected) -> None:
+    assert classify(args, reply) == expected
