@@ -159,10 +159,15 @@ def _wrap_async_command(original: Callable[..., Any]) -> Callable[..., Any]:
 
 def _stack_args(pipeline: Any) -> list[tuple[Any, ...]]:
     """The queued commands' arguments, for redis-py and cluster pipelines alike."""
-    stack = getattr(pipeline, "command_stack", None)
-    if stack is None:
-        strategy = getattr(pipeline, "_execution_strategy", None)
-        stack = getattr(strategy, "command_queue", None) or getattr(pipeline, "_command_stack", None) or ()
+    strategy = getattr(pipeline, "_execution_strategy", None)
+    if strategy is not None:  # cluster pipelines, redis-py >= 6: their own ``command_stack`` stays empty
+        stack = getattr(strategy, "command_queue", None)
+        if stack is None:  # the asyncio strategy keeps only the private name
+            stack = getattr(strategy, "_command_queue", ())
+    else:
+        stack = getattr(pipeline, "command_stack", None)
+        if stack is None:
+            stack = getattr(pipeline, "_command_stack", ())
     return [entry.args if hasattr(entry, "args") else entry[0] for entry in stack]
 
 

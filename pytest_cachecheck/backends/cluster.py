@@ -1,0 +1,223 @@
+"""``cluster`` backend: a local Redis Cluster of three masters; and the ``url`` backend on a cluster.
+
+Users outgrow one Redis; their cache code then talks to ``redis.cluster.RedisCluster``,
+which routes keys by hash slot and pipelines per node. Testing it against a single
+server hides slot errors (CROSSSLOT) and per-node behaviour, so this backend starts
+a real cluster: three ``redis-server`` children in cluster mode, slots split evenly,
+ready when every node reports ``cluster_state:ok``.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
+import redis
+import redis.asyncio.cluster
+import redis.cluster
+
+from ..observe.instrument import unobserved
+from .base import BackendError, ServerInfo, free_port
+from .process import RedisProcess
+
+CLUSTER_SCHEME = "redis+cluster"
+SLOTS = 16384
+MASTERS = 3
+_READY_TIMEOUT_S = 15.0
+_BATCH = 500
+
+
+def plain_url(url: str) -> str:
+    """``redis+cluster://host:port`` -> ``redis://host:port`` (what redis-py's ``from_url`` reads)."""
+    parts = urlsplit(url)
+    scheme = "rediss" if parts.scheme.endswith("rediss") else "redis"
+    return urlunsplit(parts._replace(scheme=scheme, path=""))
+
+
+def cluster_client(url: str, *, asyncio: bool = False) -> Any:
+    """A cluster client for a ``redis+cluster://`` URL (the slot map is read without being observed)."""
+    with unobserved():
+        if asyncio:
+            return redis.asyncio.cluster.RedisCluster.from_url(plain_url(url))
+        return redis.cluster.RedisCluster.from_url(plain_url(url))
+
+
+def slot_ranges(masters: int = MASTERS) -> list[tuple[int, int]]:
+    """Contiguous, inclusive slot ranges covering all 16384 slots, one per master."""
+    bounds = [index * SLOTS // masters for index in range(masters + 1)]
+    return [(bounds[index], bounds[index + 1] - 1) for index in range(masters)]
+
+
+def _cluster_info(node: redis.Redis) -> dict[str, str]:
+    info = node.execute_command("CLUSTER INFO")
+    if isinstance(info, dict):  # redis-py parses it already
+        return {str(key): str(value) for key, value in info.items()}
+    text = info.decode() if isinstance(info, bytes) else str(info)
+    return dict(line.split(":", 1) for line in text.split() if ":" in line)
+
+
+class ClusterBackend:
+    """One three-master cluster per pytest (xdist worker) process, no persistence, no replicas."""
+
+    name = "cluster"
+
+    def __init__(self, binary: str) -> None:
+        self.binary = binary
+        self.processes: list[RedisProcess] = []
+        self.bus_ports: list[int] = []
+        self._admins: list[redis.Redis] = []
+        self._info: ServerInfo | None = None
+
+    def start(self) -> ServerInfo:
+        if self._info is not None:
+            return self._info
+        try:
+            with unobserved():
+                self._launch()
+                self._form_cluster()
+                host, port = self.processes[0].host, self.processes[0].port
+                version = str(self._admins[0].info("server").get("redis_version", "unknown"))
+        except (BackendError, redis.RedisError) as exc:
+            self.stop()
+            raise BackendError(f"cannot start a local Redis Cluster: {exc}") from None
+        self._info = ServerInfo(self.name, f"{CLUSTER_SCHEME}://{host}:{port}", host, port, version)
+        return self._info
+
+    def _launch(self) -> None:
+        for _ in range(MASTERS):
+            bus_port = free_port()
+            args = [
+                "--cluster-enabled",
+                "yes",
+                "--cluster-config-file",
+                "nodes.conf",
+                "--cluster-node-timeout",
+                "5000",
+                # The default bus port (port + 10000) may be taken or above 65535.
+                "--cluster-port",
+                str(bus_port),
+            ]
+            process = RedisProcess(self.binary, args)
+            self.processes.append(process)
+            self.bus_ports.append(bus_port)
+            self._admins.append(redis.Redis(host=process.host, port=process.port, single_connection_client=True))
+
+    def _form_cluster(self) -> None:
+        """Distinct config epochs, slots split evenly, every node introduced to every other."""
+        for epoch, (admin, (first, last)) in enumerate(zip(self._admins, slot_ranges()), start=1):
+            admin.execute_command("CLUSTER SET-CONFIG-EPOCH", epoch)
+            try:
+                admin.execute_command("CLUSTER ADDSLOTSRANGE", first, last)
+            except redis.ResponseError:  # servers before 7.0
+                admin.execute_command("CLUSTER ADDSLOTS", *range(first, last + 1))
+        # Every pair meets directly: no waiting for gossip to spread the introductions.
+        for index, admin in enumerate(self._admins):
+            for process, bus_port in zip(self.processes[index + 1 :], self.bus_ports[index + 1 :]):
+                admin.execute_command("CLUSTER MEET", process.host, process.port, bus_port)
+        self._await_ok()
+
+    def _await_ok(self) -> None:
+        deadline = time.monotonic() + _READY_TIMEOUT_S
+        infos: list[dict[str, str]] = []
+        while time.monotonic() < deadline:
+            infos = [_cluster_info(admin) for admin in self._admins]
+            if all(
+                info.get("cluster_state") == "ok" and info.get("cluster_known_nodes") == str(MASTERS) for info in infos
+            ):
+                return
+            time.sleep(0.02)
+        states = ", ".join(
+            f"{process.port}: state {info.get('cluster_state')}, knows {info.get('cluster_known_nodes')} nodes"
+            for process, info in zip(self.processes, infos)
+        )
+        raise BackendError(f"cluster did not reach cluster_state:ok within {_READY_TIMEOUT_S:g} s ({states})")
+
+    def url_for_test(self) -> str:
+        return self.start().url
+
+    def client(self, *, asyncio: bool = False) -> Any:
+        return cluster_client(self.start().url, asyncio=asyncio)
+
+    def reset(self, written_keys: set[str]) -> None:
+        """Every master is ours: FLUSHALL on each, one round trip per node."""
+        with unobserved():
+            for admin in self._admins:
+                admin.flushall()
+
+    def stop(self) -> None:
+        for admin in self._admins:
+            admin.close()
+        for process in self.processes:
+            process.stop()
+        self._admins, self.processes, self.bus_ports, self._info = [], [], [], None
+
+
+class ClusterUrlBackend:
+    """``url`` backend on an existing cluster (``redis+cluster://``): never flushes, deletes only its keys.
+
+    A cluster has only database 0, so xdist workers share its keyspace: each test's
+    clean-up deletes exactly the keys it wrote (seen by the observer). A cluster holding
+    keys at start is refused unless ``--cache-allow-nonempty``; those keys are never deleted.
+    """
+
+    name = "url"
+
+    def __init__(self, url: str, allow_nonempty: bool) -> None:
+        self.url = url
+        self.allow_nonempty = allow_nonempty
+        self._admin: redis.cluster.RedisCluster | None = None
+        self._preexisting: frozenset[bytes] = frozenset()
+        self._info: ServerInfo | None = None
+
+    def start(self) -> ServerInfo:
+        if self._info is not None:
+            return self._info
+        try:
+            admin = cluster_client(self.url)
+        except (redis.RedisError, ValueError) as exc:
+            raise BackendError(f"--cache-url {self.url}: cannot use that cluster ({exc})") from None
+        try:
+            with unobserved():
+                version = str(admin.info("server", target_nodes=admin.get_default_node()).get("redis_version", "?"))
+                size = int(admin.dbsize(target_nodes=redis.cluster.RedisCluster.PRIMARIES))
+                existing = frozenset(admin.scan_iter(count=1000)) if size and self.allow_nonempty else frozenset()
+        except redis.RedisError as exc:
+            admin.close()
+            raise BackendError(f"--cache-url {self.url}: cannot use that cluster ({exc})") from None
+        if size and not self.allow_nonempty:
+            admin.close()
+            raise BackendError(
+                f"--cache-url {self.url}: the cluster holds {size} keys and the plugin never deletes data it "
+                "did not create; use an empty cluster or pass --cache-allow-nonempty (then only keys the run "
+                "writes are deleted)"
+            )
+        self._admin, self._preexisting = admin, existing
+        parts = urlsplit(self.url)
+        self._info = ServerInfo(self.name, self.url, parts.hostname or "", parts.port or 6379, version)
+        return self._info
+
+    def url_for_test(self) -> str:
+        return self.start().url
+
+    def client(self, *, asyncio: bool = False) -> Any:
+        self.start()
+        return cluster_client(self.url, asyncio=asyncio)
+
+    def reset(self, written_keys: set[str]) -> None:
+        admin = self._admin
+        if admin is None:
+            return
+        doomed = [key for key in (k.encode() for k in written_keys) if key not in self._preexisting]
+        with unobserved():
+            for index in range(0, len(doomed), _BATCH):
+                pipe = admin.pipeline(transaction=False)
+                for key in doomed[index : index + _BATCH]:
+                    pipe.unlink(key)
+                pipe.execute()
+
+    def stop(self) -> None:
+        if self._admin is not None:
+            self._admin.close()
+            self._admin = None
+        self._info = None
