@@ -124,13 +124,25 @@ def test_no_reads_fails_and_says_why(project: pytest.Pytester) -> None:
     ("marker", "message"),
     [
         ("cache_hit_rate(1.5)", "@pytest.mark.cache_hit_rate: argument 'min' must be a number from 0 to 1, got 1.5"),
-        ("cache_hit_rate('high')", "@pytest.mark.cache_hit_rate: argument 'min' must be a number from 0 to 1, got 'high'"),
+        (
+            "cache_hit_rate('high')",
+            "@pytest.mark.cache_hit_rate: argument 'min' must be a number from 0 to 1, got 'high'",
+        ),
         ("cache_hit_rate()", "@pytest.mark.cache_hit_rate: missing argument 'min'; signature cache_hit_rate(min, *, *"),
-        ("cache_hit_rate(0.5, warmup=-1)", "@pytest.mark.cache_hit_rate: argument 'warmup' must be a whole number >= 0, got -1"),
+        (
+            "cache_hit_rate(0.5, warmup=-1)",
+            "@pytest.mark.cache_hit_rate: argument 'warmup' must be a whole number >= 0, got -1",
+        ),
         ("cache_hit_rate(0.5, patern='a:*')", "@pytest.mark.cache_hit_rate: unknown argument 'patern'; signature *"),
-        ("cache_hit_rate(0.5, pattern='a[')", "@pytest.mark.cache_hit_rate: argument 'pattern' must be a glob with balanced*"),
+        (
+            "cache_hit_rate(0.5, pattern='a[')",
+            "@pytest.mark.cache_hit_rate: argument 'pattern' must be a glob with balanced*",
+        ),
         ("cache_hit_rate(0.5, 0.6)", "@pytest.mark.cache_hit_rate: takes 1 positional argument(s), got 2*"),
-        ("cache_hitrate(0.5)", "@pytest.mark.cache_hitrate is not a cachecheck marker; did you mean @pytest.mark.cache_hit_rate?"),
+        (
+            "cache_hitrate(0.5)",
+            "@pytest.mark.cache_hitrate is not a cachecheck marker; did you mean @pytest.mark.cache_hit_rate?",
+        ),
     ],
 )
 def test_bad_marker_arguments_give_one_line_errors(pytester: pytest.Pytester, marker: str, message: str) -> None:
