@@ -14,6 +14,7 @@ import pytest
 from . import config as config_module
 from .backends.process import stop_all
 from .checks import CHECKS
+from .faults import CacheFaults
 from .observe import instrument
 from .observe.monitor import CacheMonitor
 from .runtime import CachecheckRun, CacheServer
@@ -73,7 +74,11 @@ def pytest_runtest_setup(item: pytest.Item) -> Iterator[None]:
 
 @pytest.hookimpl(wrapper=True)
 def pytest_runtest_call(item: pytest.Item) -> Iterator[None]:
-    result = yield
+    _run(item.config).begin_call()
+    try:
+        result = yield
+    finally:
+        _run(item.config).end_call()
     failures = _run(item.config).evaluate_checks(item)
     if failures:
         pytest.fail("\n".join(failure.message for failure in failures), pytrace=False)
@@ -136,3 +141,15 @@ def cache_monitor(request: pytest.FixtureRequest) -> CacheMonitor:
     if not run.settings.monitor or run.context is None:
         pytest.fail("cache_monitor needs observed commands, but the run has --cache-no-monitor", pytrace=False)
     return run.context.monitor
+
+
+@pytest.fixture
+def cache_faults(request: pytest.FixtureRequest) -> CacheFaults:
+    """Outage, latency and error injection: ``outage()``, ``latency(ms)``, ``errors(rate, seed)``."""
+    run = _run(request.config)
+
+    def started_backend() -> Any:
+        run.server()
+        return run.backend
+
+    return CacheFaults(started_backend, monitored=run.settings.monitor)

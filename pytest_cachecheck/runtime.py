@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import difflib
+import warnings
 from dataclasses import dataclass
 from typing import Any
 
@@ -10,9 +11,14 @@ import pytest
 
 from .backends import Backend, BackendError, ServerInfo, make_backend
 from .checks import CHECKS, CheckResult, TestContext
-from .checks.base import FAILED
+from .checks.base import FAILED, INCONCLUSIVE
 from .config import MarkerError, Settings
 from .observe.monitor import CacheMonitor
+from .observe.server_stats import ServerCounters, ServerStatsProbe, difference
+
+
+class InconclusiveCheckWarning(UserWarning):
+    """A timing check had too little evidence to pass or fail (e.g. too few samples for a p99)."""
 
 
 @dataclass(frozen=True)
@@ -42,6 +48,8 @@ class CachecheckRun:
         self.context: TestContext | None = None
         self.results: dict[str, list[CheckResult]] = {}
         self.bound_markers: list[tuple[str, dict[str, Any]]] = []
+        self.server_stats: ServerStatsProbe | None = None
+        self._counters_before: ServerCounters | None = None
 
     # -- backend
     @property
@@ -57,6 +65,7 @@ class CachecheckRun:
         if self._server is None:
             try:
                 self._server = CacheServer(self.backend.start(), self.backend)
+                self.server_stats = ServerStatsProbe(self.backend)
             except BackendError as exc:
                 self._start_error = f"cache backend {self.settings.backend!r}: {exc}"
                 pytest.fail(self._start_error, pytrace=False)
@@ -67,6 +76,8 @@ class CachecheckRun:
         self.backend.reset(written)
 
     def close(self) -> None:
+        if self.server_stats is not None:
+            self.server_stats.close()
         if self._backend is not None:
             self._backend.stop()
 
@@ -83,6 +94,23 @@ class CachecheckRun:
         if context is not None:
             context.monitor.deactivate()
         return context
+
+    def begin_call(self) -> None:
+        """Just before the test body: the server's counters, for this test's server-side deltas."""
+        context = self.context
+        if context is not None and self._server is not None:
+            context.backend = self._backend
+            if self.server_stats is not None:
+                self._counters_before = self.server_stats.counters()
+
+    def end_call(self) -> None:
+        """Just after the test body (before checks and fixture teardown): ``data["server_stats"]``."""
+        before, self._counters_before = self._counters_before, None
+        if before is None or self.context is None or self.server_stats is None:
+            return
+        after = self.server_stats.counters()
+        if after is not None:
+            self.context.data["server_stats"].append(difference(before, after))
 
     def validate_markers(self, item: pytest.Item) -> None:
         """Bind every cache marker's arguments; a mistake fails the test with one line."""
@@ -115,4 +143,7 @@ class CachecheckRun:
         for result in results:
             for metric, value in result.metrics.items():
                 item.user_properties.append((f"cachecheck.{result.marker}.{metric}", value))
+            if result.status == INCONCLUSIVE:
+                path, line, _ = item.location
+                warnings.warn_explicit(result.message, InconclusiveCheckWarning, str(item.path), (line or 0) + 1)
         return [result for result in results if result.status == FAILED]

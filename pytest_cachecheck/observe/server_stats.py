@@ -1,0 +1,181 @@
+"""Server-side counters (``INFO stats`` / ``INFO commandstats``) and their per-test deltas.
+
+Client-side observation cannot see commands that run inside Lua scripts or functions
+(``EVAL "return redis.call('KEYS', ...)"``) nor the reads they make. A real server
+counts them all, so on real-server backends the plugin reads the server's counters
+before and after a span of interest and reports the difference beside the client-side
+counts. The counters are server-wide: on a shared ``url`` server, other clients'
+traffic is included. ``INFO`` itself is never counted (the plugin's own snapshots).
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections import Counter
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from .instrument import unobserved
+
+REAL_SERVER_BACKENDS = frozenset({"server", "url", "docker", "cluster"})
+_OWN_COMMANDS = frozenset({"INFO"})
+_PREFIX = "cmdstat_"
+
+
+@dataclass(frozen=True)
+class ServerCounters:
+    """A snapshot of the server's cumulative counters."""
+
+    keyspace_hits: int
+    keyspace_misses: int
+    calls: Counter[str]
+    usec: Counter[str]
+
+
+@dataclass(frozen=True)
+class ServerStats:
+    """What the server did between two snapshots: keyspace hits/misses and calls per command."""
+
+    keyspace_hits: int = 0
+    keyspace_misses: int = 0
+    calls: Counter[str] = field(default_factory=Counter)
+    usec: Counter[str] = field(default_factory=Counter)
+
+    @property
+    def hit_rate(self) -> float | None:
+        reads = self.keyspace_hits + self.keyspace_misses
+        return self.keyspace_hits / reads if reads else None
+
+    @property
+    def total_calls(self) -> int:
+        return sum(self.calls.values())
+
+    @property
+    def total_ms(self) -> float:
+        """Time the server spent executing the commands (excludes network and queueing)."""
+        return sum(self.usec.values()) / 1000
+
+    def count(self, command: str) -> int:
+        """Calls of ``command``; ``"CONFIG"`` also counts its subcommands (``CONFIG SET``...)."""
+        name = command.upper()
+        return sum(calls for key, calls in self.calls.items() if key == name or key.startswith(name + " "))
+
+    def describe(self, top: int = 5) -> str:
+        """One line: ``server-side: 12 commands (GET 10, KEYS 2) in 0.05 ms, keyspace 8 hits / 2 misses``."""
+        commands = ", ".join(f"{name} {calls}" for name, calls in self.calls.most_common(top))
+        more = " ..." if len(self.calls) > top else ""
+        return (
+            f"server-side: {self.total_calls} commands ({commands or 'none'}{more}) in {self.total_ms:.3f} ms, "
+            f"keyspace {self.keyspace_hits} hits / {self.keyspace_misses} misses"
+        )
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "keyspace_hits": self.keyspace_hits,
+            "keyspace_misses": self.keyspace_misses,
+            "calls": dict(self.calls),
+            "usec": dict(self.usec),
+        }
+
+
+def command_name(stat_key: str) -> str:
+    """``cmdstat_config|set`` -> ``CONFIG SET`` (Redis 7 names subcommands with ``|``)."""
+    return stat_key[len(_PREFIX) :].replace("|", " ").upper()
+
+
+def _per_node(reply: Mapping[str, Any]) -> list[Mapping[str, Any]]:
+    """A cluster client answers ``{node: info}``; a single server answers ``info``."""
+    if reply and all(isinstance(value, Mapping) for value in reply.values()):
+        if not any(str(key).startswith(_PREFIX) for key in reply):
+            return list(reply.values())
+    return [reply]
+
+
+def parse_counters(stats: Mapping[str, Any], commandstats: Mapping[str, Any]) -> ServerCounters:
+    """Counters from redis-py's parsed ``INFO stats`` and ``INFO commandstats`` replies (summed over nodes)."""
+    hits = misses = 0
+    for node in _per_node(stats):
+        hits += int(node.get("keyspace_hits", 0))
+        misses += int(node.get("keyspace_misses", 0))
+    calls: Counter[str] = Counter()
+    usec: Counter[str] = Counter()
+    for node in _per_node(commandstats):
+        for key, value in node.items():
+            if str(key).startswith(_PREFIX) and isinstance(value, Mapping):
+                name = command_name(str(key))
+                calls[name] += int(value.get("calls", 0))
+                usec[name] += int(value.get("usec", 0))
+    return ServerCounters(hits, misses, calls, usec)
+
+
+def difference(before: ServerCounters, after: ServerCounters) -> ServerStats:
+    """What happened between two snapshots, without the plugin's own ``INFO`` calls."""
+    calls = Counter({name: count for name, count in (after.calls - before.calls).items() if name not in _OWN_COMMANDS})
+    usec = Counter({name: spent for name, spent in (after.usec - before.usec).items() if name in calls})
+    return ServerStats(
+        keyspace_hits=max(after.keyspace_hits - before.keyspace_hits, 0),
+        keyspace_misses=max(after.keyspace_misses - before.keyspace_misses, 0),
+        calls=calls,
+        usec=usec,
+    )
+
+
+class ServerStatsProbe:
+    """Reads the counters of the backend's server on a connection of its own.
+
+    Unavailable (every read returns None) on the in-process ``fake`` backend and, after
+    the first refusal, on a server that does not allow ``INFO`` (ACLs on a shared server).
+    """
+
+    def __init__(self, backend: Any) -> None:
+        self._backend = backend
+        self._client: Any = None
+        self.available = getattr(backend, "name", "") in REAL_SERVER_BACKENDS
+
+    def counters(self) -> ServerCounters | None:
+        if not self.available:
+            return None
+        try:
+            with unobserved():
+                if self._client is None:
+                    self._client = self._backend.client()
+                return self._read(self._client)
+        except Exception:  # any refusal means: no server-side view, not a broken test
+            self.available = False
+            return None
+
+    @staticmethod
+    def _read(client: Any) -> ServerCounters:
+        if hasattr(client, "get_nodes"):  # cluster: INFO goes to every node, replies per node
+            return parse_counters(client.info("stats"), client.info("commandstats"))
+        pipe = client.pipeline(transaction=False)
+        pipe.info("stats")
+        pipe.info("commandstats")
+        stats, commandstats = pipe.execute()
+        return parse_counters(stats, commandstats)
+
+    @contextlib.contextmanager
+    def span(self) -> Iterator[ServerSpan]:
+        """``with probe.span() as span: ...`` then ``span.stats`` (None without a real server)."""
+        span = ServerSpan(self.counters())
+        try:
+            yield span
+        finally:
+            if span.before is not None:
+                after = self.counters()
+                span.stats = difference(span.before, after) if after is not None else None
+
+    def close(self) -> None:
+        client, self._client = self._client, None
+        if client is not None:
+            with contextlib.suppress(Exception):
+                client.close()
+
+
+@dataclass
+class ServerSpan:
+    """The counters at the start of a span, and the difference once it ended."""
+
+    before: ServerCounters | None
+    stats: ServerStats | None = None
