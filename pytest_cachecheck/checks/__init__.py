@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from . import hit_rate
+from . import forbid, hit_rate, latency, ttl
 from .base import Check, CheckResult, TestContext
 
-CHECKS: dict[str, Check] = {check.spec.name: check for check in (hit_rate.CHECK,)}
+CHECKS: dict[str, Check] = {check.spec.name: check for check in (hit_rate.CHECK, latency.CHECK, ttl.CHECK, forbid.CHECK)}
 
 __all__ = ["CHECKS", "Check", "CheckResult", "TestContext"]

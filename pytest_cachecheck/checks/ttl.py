@@ -1,0 +1,168 @@
+"""``@pytest.mark.cache_ttl(*, min_s=None, max_s=None, pattern="*", required=True)``.
+
+Reads the real TTLs from the server when the test body has ended (before the per-test
+clean-up) for every key the test wrote, so TTLs set inside Lua scripts, by ``EXPIRE``
+after the write, or by a library's own options all count. The TTL a key was given is
+estimated as the remaining PTTL plus the time since its last observed write; the bounds
+are checked with the timing uncertainty in the key's favour, so a slow test never fails
+``min_s`` just because time passed.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass
+from time import perf_counter_ns
+from typing import Any
+
+from ..config import MarkerSpec, Param
+from ..observe.commands import WRITE
+from ..observe.events import Event
+from ..observe.instrument import unobserved
+from ..observe.patterns import MATCH_ALL, key_shape, matcher
+from ..observe.patterns import validate as validate_pattern
+from .base import FAILED, PASSED, Check, CheckResult, TestContext
+
+_SCRIPTS = ("EVAL", "EVALSHA", "FCALL")  # not the *_RO variants: they cannot write
+_BATCH = 1000
+_EXAMPLES = 5
+NO_TTL = -1
+GONE = -2
+
+
+def _bounds_in_order(bound: dict[str, Any]) -> str | None:
+    low, high = bound["min_s"], bound["max_s"]
+    if low is not None and high is not None and low > high:
+        return f"'min_s' ({low:g}) must not be greater than 'max_s' ({high:g})"
+    problem = validate_pattern(bound["pattern"])
+    return f"argument 'pattern' must be {problem}" if problem else None
+
+
+SPEC = MarkerSpec(
+    name="cache_ttl",
+    params=(
+        Param("min_s", "number", default=None, low=0),
+        Param("max_s", "number", default=None, low=0, low_open=True),
+        Param("pattern", "str", default=MATCH_ALL),
+        Param("required", "bool", default=True),
+    ),
+    help="every key the test wrote (matching pattern) has a TTL (unless required=False) within [min_s, max_s], "
+    "read from the server at the end of the test",
+    extra_check=_bounds_in_order,
+)
+
+
+@dataclass(frozen=True)
+class WrittenKey:
+    key: str
+    write_start_ns: int
+    write_end_ns: int
+
+
+def written_keys(events: Sequence[Event], pattern: str) -> list[WrittenKey]:
+    """Keys written (or passed to a writing script) in the test, with their last write's interval."""
+    match = matcher(pattern)
+    last: dict[str, WrittenKey] = {}
+    for event in events:
+        script = event.command in _SCRIPTS
+        for key, outcome in zip(event.keys, event.outcomes):
+            if (script or outcome == WRITE) and match(key):
+                last.pop(key, None)
+                last[key] = WrittenKey(key, event.start_ns, event.start_ns + event.duration_ns)
+    return list(last.values())
+
+
+@dataclass(frozen=True)
+class KeyTtl:
+    key: str
+    pttl_ms: int
+    shortest_s: float  # the TTL it was given, at least
+    longest_s: float  # ... and at most
+
+
+def read_ttls(client: Any, keys: Sequence[WrittenKey]) -> list[KeyTtl]:
+    """PTTL of every key, pipelined; the read's interval bounds how long ago each TTL was set."""
+    found = []
+    with unobserved():
+        for index in range(0, len(keys), _BATCH):
+            chunk = keys[index : index + _BATCH]
+            pipe = client.pipeline(transaction=False)
+            for written in chunk:
+                pipe.pttl(written.key.encode("utf-8", "surrogateescape"))
+            read_start = perf_counter_ns()
+            replies = pipe.execute()
+            read_end = perf_counter_ns()
+            for written, pttl in zip(chunk, replies):
+                pttl = int(pttl)
+                found.append(
+                    KeyTtl(
+                        written.key,
+                        pttl,
+                        (pttl + (read_start - written.write_end_ns) / 1e6) / 1000,
+                        (pttl + (read_end - written.write_start_ns) / 1e6) / 1000,
+                    )
+                )
+    return found
+
+
+def _listing(keys: Sequence[str]) -> str:
+    shown = ", ".join(keys[:_EXAMPLES])
+    more = f" and {len(keys) - _EXAMPLES} more" if len(keys) > _EXAMPLES else ""
+    shapes = Counter(key_shape(key) for key in keys)
+    by_shape = f" (by shape: {', '.join(f'{shape} ({count})' for shape, count in shapes.most_common(3))})"
+    return shown + more + (by_shape if len(keys) > _EXAMPLES else "")
+
+
+def evaluate(context: TestContext, params: dict[str, Any]) -> CheckResult:
+    low, high, pattern, required = params["min_s"], params["max_s"], params["pattern"], params["required"]
+    where = f"keys matching {pattern!r}" if pattern != MATCH_ALL else "keys"
+    keys = written_keys(context.monitor.events, pattern)
+    if not keys:
+        return CheckResult(
+            SPEC.name, FAILED, f"cache_ttl: no writes of {where} were observed in this test, so no TTL could be checked"
+        )
+    if context.backend is None:
+        return CheckResult(
+            SPEC.name,
+            FAILED,
+            "cache_ttl: the test wrote keys but never used the plugin's Redis (cache_redis, cache_url, "
+            "cache_server), so their TTLs cannot be read",
+        )
+    client = context.backend.client()
+    try:
+        ttls = read_ttls(client, keys)
+    finally:
+        with unobserved():
+            client.close()
+    present = [ttl for ttl in ttls if ttl.pttl_ms != GONE]
+    without = [ttl.key for ttl in present if ttl.pttl_ms == NO_TTL]
+    timed = [ttl for ttl in present if ttl.pttl_ms >= 0]
+    too_short = [ttl for ttl in timed if low is not None and ttl.longest_s < low]
+    too_long = [ttl for ttl in timed if high is not None and ttl.shortest_s > high]
+    metrics = {
+        "keys_checked": len(present),
+        "keys_without_ttl": len(without),
+        "keys_gone": len(ttls) - len(present),
+        "ttl_min_s": min((ttl.shortest_s for ttl in timed), default=None),
+        "ttl_max_s": max((ttl.longest_s for ttl in timed), default=None),
+    }
+    problems = []
+    if required and without:
+        problems.append(f"{len(without)} of {len(present)} {where} written in this test have no TTL: {_listing(without)}")
+    if too_short:
+        problems.append(
+            f"{len(too_short)} key(s) have a TTL below min_s={low:g}: "
+            + _listing([f"{ttl.key} ({ttl.longest_s:.3g} s)" for ttl in too_short])
+        )
+    if too_long:
+        problems.append(
+            f"{len(too_long)} key(s) have a TTL above max_s={high:g}: "
+            + _listing([f"{ttl.key} ({ttl.shortest_s:.6g} s)" for ttl in too_long])
+        )
+    if problems:
+        return CheckResult(SPEC.name, FAILED, "cache_ttl: " + "; ".join(problems), metrics)
+    return CheckResult(SPEC.name, PASSED, f"cache_ttl: {len(present)} {where} have TTLs within bounds", metrics)
+
+
+CHECK = Check(SPEC, evaluate)
