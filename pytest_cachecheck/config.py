@@ -6,13 +6,25 @@ and says what was expected (pytest shows ``UsageError`` without a traceback).
 
 from __future__ import annotations
 
+import difflib
 import math
 import shutil
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import pytest
+
+from .observe.patterns import validate as validate_pattern
+
+try:
+    import tomllib
+except ModuleNotFoundError:  # Python 3.10: the tomli backport, when installed
+    try:
+        import tomli as tomllib  # type: ignore[no-redef]
+    except ModuleNotFoundError:
+        tomllib = None  # type: ignore[assignment]
 
 BACKENDS = ("fake", "server", "docker", "url", "cluster")
 URL_SCHEMES = ("redis", "rediss", "unix", "redis+cluster")
@@ -30,6 +42,7 @@ class Settings:
     reports: tuple[str, ...] = ()
     monitor: bool = True
     rootdir: str = "."
+    target_list: tuple[Target, ...] = ()
 
 
 def add_options(parser: pytest.Parser) -> None:
@@ -134,13 +147,15 @@ def settings_from_config(config: pytest.Config) -> Settings:
     for path in reports:
         if not str(path).endswith((".json", ".md", ".html")):
             raise pytest.UsageError(f"--cache-report: expected a path ending in .json, .md or .html, got {path!r}")
+    targets = _pick(config, "cache_targets", "cachecheck_targets")
     return Settings(
         backend=backend,
         url=url,
         server_bin=server_bin,
         image=_pick(config, "cache_image", "cachecheck_image") or DEFAULT_IMAGE,
         allow_nonempty=allow_nonempty,
-        targets=_pick(config, "cache_targets", "cachecheck_targets"),
+        targets=targets,
+        target_list=load_targets(str(targets), config) if targets else (),
         reports=tuple(str(path) for path in reports),
         monitor=monitor,
         rootdir=str(config.rootpath),
@@ -265,3 +280,113 @@ class MarkerSpec:
             if problem:
                 raise MarkerError(f"@pytest.mark.{self.name}: {problem}")
         return bound
+
+
+# ---------------------------------------------------------------- run-wide targets (--cache-targets)
+
+
+@dataclass(frozen=True)
+class TargetMetric:
+    """A metric a target may set: how its limit is read and compared."""
+
+    kind: str  # "fraction", "ms", "count" or "ratio"
+    minimum: bool  # True: the measured value must be >= the limit; False: <=
+    description: str
+
+
+TARGET_METRICS: dict[str, TargetMetric] = {
+    "hit_rate": TargetMetric("fraction", True, "a number from 0 to 1 (fraction of reads that hit)"),
+    "p50_ms": TargetMetric("ms", False, "a number of milliseconds > 0"),
+    "p95_ms": TargetMetric("ms", False, "a number of milliseconds > 0"),
+    "p99_ms": TargetMetric("ms", False, "a number of milliseconds > 0"),
+    "max_ms": TargetMetric("ms", False, "a number of milliseconds > 0"),
+    "invalidation_ms": TargetMetric("ms", False, "a number of milliseconds > 0"),
+    "stale_reads": TargetMetric("count", False, "a whole number >= 0"),
+    "keys_without_ttl": TargetMetric("count", False, "a whole number >= 0"),
+    "speedup": TargetMetric("ratio", True, "a number > 0 (cached/uncached ratio)"),
+}
+TARGET_KEYS = ("name", "pattern", *TARGET_METRICS)
+
+
+@dataclass(frozen=True)
+class Target:
+    """One ``[[tool.cachecheck.target]]`` entry: limits on the run's metrics for keys matching a glob."""
+
+    name: str
+    pattern: str
+    limits: tuple[tuple[str, float], ...]
+
+
+def _limit_is_valid(kind: str, value: Any) -> bool:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        return False
+    if kind == "fraction":
+        return 0 <= value <= 1
+    if kind == "count":
+        return isinstance(value, int) and value >= 0
+    return value > 0
+
+
+def _parse_target(where: str, index: int, entry: Any, names: set[str]) -> Target:
+    label = f"{where}, target #{index}"
+    if not isinstance(entry, dict):
+        raise pytest.UsageError(f"{label}: expected a table of keys ([[tool.cachecheck.target]]), got {entry!r}")
+    if isinstance(entry.get("name"), str) and entry["name"]:
+        label = f"{where}, target {entry['name']!r}"
+    for key in entry:
+        if key not in TARGET_KEYS:
+            close = difflib.get_close_matches(key, TARGET_KEYS, n=1)
+            hint = f"did you mean {close[0]!r}?" if close else f"known keys: {', '.join(TARGET_KEYS)}"
+            raise pytest.UsageError(f"{label}: unknown key {key!r}; {hint}")
+    pattern = entry.get("pattern", "*")
+    problem = validate_pattern(pattern)
+    if problem:
+        raise pytest.UsageError(f"{label}: key 'pattern' must be {problem}")
+    name = entry.get("name", pattern)
+    if not isinstance(name, str) or not name:
+        raise pytest.UsageError(f"{label}: key 'name' must be a non-empty string, got {name!r}")
+    if name in names:
+        raise pytest.UsageError(f"{label}: key 'name' repeats an earlier target's name; give each target its own")
+    limits = []
+    for metric, spec in TARGET_METRICS.items():
+        if metric not in entry:
+            continue
+        value = entry[metric]
+        if not _limit_is_valid(spec.kind, value):
+            raise pytest.UsageError(f"{label}: key {metric!r} must be {spec.description}, got {value!r}")
+        limits.append((metric, float(value) if spec.kind != "count" else value))
+    if not limits:
+        raise pytest.UsageError(f"{label}: sets no metric; add at least one of {', '.join(TARGET_METRICS)}")
+    names.add(name)
+    return Target(name, pattern, tuple(limits))
+
+
+def _targets_path(path_text: str, config: pytest.Config) -> Path:
+    path = Path(path_text)
+    candidates = [path] if path.is_absolute() else [config.invocation_params.dir / path, config.rootpath / path]
+    for candidate in candidates:
+        if candidate.is_file():
+            return candidate
+    raise pytest.UsageError(
+        f"--cache-targets: file {path_text!r} not found (looked in {', '.join(str(c.parent) for c in candidates)})"
+    )
+
+
+def load_targets(path_text: str, config: pytest.Config) -> tuple[Target, ...]:
+    """Read and validate ``[[tool.cachecheck.target]]`` (or top-level ``[[target]]``) from a TOML file."""
+    if tomllib is None:
+        raise pytest.UsageError("--cache-targets needs Python 3.11+ (tomllib) or the tomli package installed")
+    path = _targets_path(path_text, config)
+    where = f"--cache-targets {path.name}"
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        raise pytest.UsageError(f"{where}: not valid TOML: {exc}") from None
+    section = data.get("tool", {}).get("cachecheck", {})
+    entries = section.get("target", data.get("target")) if isinstance(section, dict) else None
+    if entries is None:
+        raise pytest.UsageError(f"{where}: no [[tool.cachecheck.target]] entries in {path}")
+    if not isinstance(entries, list):
+        raise pytest.UsageError(f"{where}: 'target' must be an array of tables ([[tool.cachecheck.target]])")
+    names: set[str] = set()
+    return tuple(_parse_target(where, index, entry, names) for index, entry in enumerate(entries, start=1))

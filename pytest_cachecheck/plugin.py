@@ -17,9 +17,13 @@ from .checks import CHECKS
 from .faults import CacheFaults
 from .observe import instrument
 from .observe.monitor import CacheMonitor
+from .observe.summary import RunSummary
+from .report import terminal
+from .report.finish import RunReport, finish_run
 from .runtime import CachecheckRun, CacheServer
 
 RUN_KEY = pytest.StashKey[CachecheckRun]()
+REPORT_KEY = pytest.StashKey[RunReport]()
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -91,6 +95,44 @@ def pytest_runtest_teardown(item: pytest.Item, nextitem: pytest.Item | None) -> 
         return (yield)
     finally:
         _run(item.config).end_test(item)
+
+
+# ---------------------------------------------------------------- run-wide targets and reports
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_testnodedown(node: Any, error: Any) -> None:
+    """pytest-xdist controller: merge a finished worker's summary (sent as JSON, not raw events)."""
+    data = getattr(node, "workeroutput", {}).get("cachecheck")
+    if data is not None:
+        _run(node.config).summary.merge(RunSummary.from_json(data))
+
+
+@pytest.hookimpl(wrapper=True, tryfirst=True)
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> Iterator[None]:
+    """Before pytest's summary: targets and report files; after it: the verdict as the last lines."""
+    config = session.config
+    run = config.stash.get(RUN_KEY, None)
+    workeroutput = getattr(config, "workeroutput", None)
+    if run is not None and workeroutput is not None:
+        workeroutput["cachecheck"] = run.summary.to_json()
+    elif run is not None:
+        report = finish_run(run.summary, run.settings, config.invocation_params.dir)
+        config.stash[REPORT_KEY] = report
+        if report.missed and session.exitstatus == pytest.ExitCode.OK:
+            session.exitstatus = pytest.ExitCode.TESTS_FAILED
+    result = yield
+    finished = config.stash.get(REPORT_KEY, None)
+    reporter = config.pluginmanager.get_plugin("terminalreporter")
+    if finished is not None and finished.results and reporter is not None:
+        terminal.write_verdict(reporter, finished.report["targets"])
+    return result
+
+
+def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pytest.Config) -> None:
+    outcome = config.stash.get(REPORT_KEY, None)
+    if outcome is not None and outcome.show:
+        terminal.write_section(terminalreporter, outcome.report, outcome.written, outcome.write_seconds)
 
 
 # ---------------------------------------------------------------- fixtures

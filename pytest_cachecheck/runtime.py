@@ -15,6 +15,7 @@ from .checks.base import FAILED, INCONCLUSIVE
 from .config import MarkerError, Settings
 from .observe.monitor import CacheMonitor
 from .observe.server_stats import ServerCounters, ServerStatsProbe, difference
+from .observe.summary import RunSummary
 
 
 class InconclusiveCheckWarning(UserWarning):
@@ -50,6 +51,7 @@ class CachecheckRun:
         self.bound_markers: list[tuple[str, dict[str, Any]]] = []
         self.server_stats: ServerStatsProbe | None = None
         self._counters_before: ServerCounters | None = None
+        self.summary = RunSummary(target.pattern for target in settings.target_list)
 
     # -- backend
     @property
@@ -72,8 +74,9 @@ class CachecheckRun:
         return self._server
 
     def reset_database(self) -> None:
-        written = self.context.monitor.written_keys() if self.context is not None else set()
-        self.backend.reset(written)
+        """Clean the test's database; only the url backend asks which keys the test wrote."""
+        context = self.context
+        self.backend.reset(context.monitor.written_keys if context is not None else set)
 
     def close(self) -> None:
         if self.server_stats is not None:
@@ -93,7 +96,22 @@ class CachecheckRun:
         context, self.context = self.context, None
         if context is not None:
             context.monitor.deactivate()
+            self._fold_into_summary(item, context)
         return context
+
+    def _fold_into_summary(self, item: pytest.Item, context: TestContext) -> None:
+        """Add the finished test to the run-wide summary; its cache metrics go to JUnit via ``user_properties``."""
+        if self._server is not None:
+            self.summary.server_version = self._server.version
+        checks = [
+            {"marker": result.marker, "status": result.status, "message": result.message, "metrics": result.metrics}
+            for result in self.results.get(item.nodeid, ())
+        ]
+        monitor = context.monitor
+        metrics = self.summary.add_test(item.nodeid, monitor.events, monitor.records, context.measurements, checks)
+        if metrics["commands"]:
+            for name in ("hit_rate", "reads", "commands"):
+                item.user_properties.append((f"cachecheck.{name}", metrics[name]))
 
     def begin_call(self) -> None:
         """Just before the test body: the server's counters, for this test's server-side deltas."""

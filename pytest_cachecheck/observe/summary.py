@@ -1,0 +1,429 @@
+"""Run-wide aggregation: per-pattern counts, command counts and latency histograms.
+
+Each finished test is folded into a ``RunSummary`` once (its events are dropped
+afterwards), so memory stays flat over thousands of tests. Everything here is
+mergeable by addition: pytest-xdist workers send their summary (a JSON string) to
+the controller, which merges them before targets are evaluated; counts and hit
+rates of ``-n 2`` equal those of ``-n 0``.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections import Counter
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from .commands import DELETE, ERROR, HIT, MISS, WRITE
+from .events import Event
+from .instrument import RawEvent
+from .patterns import MATCH_ALL, key_shape, matcher
+from .ttl import keys_without_ttl
+
+# Histogram buckets: values below 2**SUB_BITS+1 ns are exact; above, each power of two
+# is split in 2**SUB_BITS buckets, so a bucket's width is at most 1/64 (1.6 %) of its value.
+SUB_BITS = 6
+_EXACT_LIMIT = 1 << (SUB_BITS + 1)
+SHAPE_LIMIT = 1_000  # distinct key shapes tracked; more are folded into OTHER_SHAPES
+OTHER_SHAPES = "(other shapes)"
+POINT_LIMIT = 1_000  # measurement points kept per metric for plots
+KEY_CACHE_LIMIT = 100_000
+
+# How a fixture metric combines over measurements; matches its target (ceiling on max, on sum, floor on min).
+AGGREGATION: dict[str, Callable[[Iterable[float]], float]] = {
+    "invalidation_ms": max,
+    "stale_reads": sum,
+    "speedup": min,
+}
+
+
+def bucket_of(value_ns: int) -> int:
+    """Monotonic bucket index of a duration (HdrHistogram-style log-linear buckets)."""
+    if value_ns < _EXACT_LIMIT:
+        return max(value_ns, 0)
+    shift = value_ns.bit_length() - SUB_BITS - 1
+    return (shift << SUB_BITS) + (value_ns >> shift)
+
+
+def bucket_upper_ns(bucket: int) -> int:
+    """Highest duration that falls in ``bucket`` (what percentiles report, as HdrHistogram does)."""
+    if bucket < _EXACT_LIMIT:
+        return bucket
+    shift = (bucket >> SUB_BITS) - 1
+    mantissa = bucket - (shift << SUB_BITS)
+    return ((mantissa + 1) << shift) - 1
+
+
+class LatencyHistogram:
+    """Command durations in log-linear buckets: O(1) per record, exact count and max, mergeable."""
+
+    __slots__ = ("buckets", "count", "max_ns")
+
+    def __init__(self) -> None:
+        self.buckets: Counter[int] = Counter()
+        self.count = 0
+        self.max_ns = 0
+
+    def record_many(self, durations_ns: Iterable[int]) -> None:
+        buckets = self.buckets
+        for value in durations_ns:
+            buckets[bucket_of(value)] += 1
+            self.count += 1
+            if value > self.max_ns:
+                self.max_ns = value
+
+    def merge(self, other: LatencyHistogram) -> None:
+        self.buckets.update(other.buckets)
+        self.count += other.count
+        self.max_ns = max(self.max_ns, other.max_ns)
+
+    def percentile_ms(self, fraction: float) -> float | None:
+        """Nearest-rank percentile (as ``observe.stats.percentile``), within 1.6 % above the exact value."""
+        if not self.count:
+            return None
+        rank = max(1, math.ceil(fraction * self.count))
+        seen = 0
+        for bucket in sorted(self.buckets):
+            seen += self.buckets[bucket]
+            if seen >= rank:
+                return min(bucket_upper_ns(bucket), self.max_ns) / 1e6
+        return self.max_ns / 1e6
+
+    def cdf_ms(self, points: int = 64) -> list[tuple[float, float]]:
+        """At most ``points`` (duration ms, fraction of commands <= it) pairs, for plots."""
+        if not self.count:
+            return []
+        ordered = sorted(self.buckets)
+        step = max(1, len(ordered) // points)
+        cdf, seen = [], 0
+        for index, bucket in enumerate(ordered):
+            seen += self.buckets[bucket]
+            if index % step == 0 or index == len(ordered) - 1:
+                cdf.append((round(min(bucket_upper_ns(bucket), self.max_ns) / 1e6, 6), round(seen / self.count, 6)))
+        return cdf
+
+    def to_data(self) -> dict[str, Any]:
+        return {"buckets": [[bucket, count] for bucket, count in self.buckets.items()], "max_ns": self.max_ns}
+
+    @classmethod
+    def from_data(cls, data: dict[str, Any]) -> LatencyHistogram:
+        histogram = cls()
+        histogram.buckets = Counter({int(bucket): int(count) for bucket, count in data["buckets"]})
+        histogram.count = sum(histogram.buckets.values())
+        histogram.max_ns = int(data["max_ns"])
+        return histogram
+
+
+@dataclass
+class MetricAggregate:
+    """A fixture metric over many measurements, combined by the metric's rule, and its worst test.
+
+    ``value`` is the max (``invalidation_ms``), sum (``stale_reads``) or min (``speedup``);
+    ``worst`` is the single measurement furthest on the bad side, ties broken by node id
+    so that merged worker summaries name the same test as a single-process run.
+    """
+
+    metric: str
+    value: float
+    count: int
+    worst: float
+    worst_nodeid: str
+
+    @classmethod
+    def first(cls, metric: str, value: float, nodeid: str) -> MetricAggregate:
+        return cls(metric, value, 1, value, nodeid)
+
+    def merge(self, other: MetricAggregate) -> None:
+        self.value = AGGREGATION[self.metric]([self.value, other.value])
+        self.count += other.count
+        sign = -1 if self.metric == "speedup" else 1
+        if (sign * other.worst, self.worst_nodeid) > (sign * self.worst, other.worst_nodeid):
+            self.worst, self.worst_nodeid = other.worst, other.worst_nodeid
+
+    def to_data(self) -> list[Any]:
+        return [self.value, self.count, self.worst, self.worst_nodeid]
+
+
+class _TestGroup:
+    """One test's events for one pattern or shape, before they are folded into the run."""
+
+    __slots__ = ("outcomes", "durations", "commands", "miss_shapes")
+
+    def __init__(self) -> None:
+        self.outcomes: Counter[str] = Counter()
+        self.durations: list[int] = []
+        self.commands: Counter[str] = Counter()
+        self.miss_shapes: Counter[str] = Counter()
+
+
+@dataclass
+class PatternSummary:
+    """What the whole run did to keys matching one pattern (or one key shape)."""
+
+    hits: int = 0
+    misses: int = 0
+    writes: int = 0
+    deletes: int = 0
+    errors: int = 0
+    commands: Counter[str] = field(default_factory=Counter)
+    latency: LatencyHistogram = field(default_factory=LatencyHistogram)
+    miss_shapes: Counter[str] = field(default_factory=Counter)
+    keys_written: int = 0
+    keys_without_ttl: int = 0
+    ttl_examples: list[str] = field(default_factory=list)
+    measured: dict[str, MetricAggregate] = field(default_factory=dict)
+
+    @property
+    def reads(self) -> int:
+        return self.hits + self.misses
+
+    @property
+    def hit_rate(self) -> float | None:
+        return self.hits / self.reads if self.reads else None
+
+    @property
+    def command_count(self) -> int:
+        return sum(self.commands.values())
+
+    def add_group(self, group: _TestGroup) -> None:
+        outcomes = group.outcomes
+        self.hits += outcomes[HIT]
+        self.misses += outcomes[MISS]
+        self.writes += outcomes[WRITE]
+        self.deletes += outcomes[DELETE]
+        self.errors += outcomes[ERROR]
+        self.commands.update(group.commands)
+        self.latency.record_many(group.durations)
+        self.miss_shapes.update(group.miss_shapes)
+
+    def add_measurement(self, aggregate: MetricAggregate) -> None:
+        mine = self.measured.get(aggregate.metric)
+        if mine is None:
+            self.measured[aggregate.metric] = MetricAggregate(**vars(aggregate))
+        else:
+            mine.merge(aggregate)
+
+    def add_ttl(self, written: int, without_ttl: Sequence[str]) -> None:
+        self.keys_written += written
+        self.keys_without_ttl += len(without_ttl)
+        if without_ttl and len(self.ttl_examples) < 3:
+            self.ttl_examples = sorted({*self.ttl_examples, *without_ttl})[:3]
+
+    def merge(self, other: PatternSummary) -> None:
+        self.hits += other.hits
+        self.misses += other.misses
+        self.writes += other.writes
+        self.deletes += other.deletes
+        self.errors += other.errors
+        self.commands.update(other.commands)
+        self.latency.merge(other.latency)
+        self.miss_shapes.update(other.miss_shapes)
+        self.keys_written += other.keys_written
+        self.keys_without_ttl += other.keys_without_ttl
+        self.ttl_examples = sorted({*self.ttl_examples, *other.ttl_examples})[:3]
+        for aggregate in other.measured.values():
+            self.add_measurement(aggregate)
+
+    def to_data(self) -> dict[str, Any]:
+        return {
+            "outcomes": [self.hits, self.misses, self.writes, self.deletes, self.errors],
+            "commands": dict(self.commands),
+            "latency": self.latency.to_data(),
+            "miss_shapes": dict(self.miss_shapes),
+            "ttl": [self.keys_written, self.keys_without_ttl, self.ttl_examples],
+            "measured": {metric: aggregate.to_data() for metric, aggregate in self.measured.items()},
+        }
+
+    @classmethod
+    def from_data(cls, data: dict[str, Any]) -> PatternSummary:
+        hits, misses, writes, deletes, errors = data["outcomes"]
+        written, without_ttl, examples = data["ttl"]
+        return cls(
+            hits=hits,
+            misses=misses,
+            writes=writes,
+            deletes=deletes,
+            errors=errors,
+            commands=Counter(data["commands"]),
+            latency=LatencyHistogram.from_data(data["latency"]),
+            miss_shapes=Counter(data["miss_shapes"]),
+            keys_written=written,
+            keys_without_ttl=without_ttl,
+            ttl_examples=list(examples),
+            measured={metric: MetricAggregate(metric, *values) for metric, values in data["measured"].items()},
+        )
+
+
+@dataclass(frozen=True)
+class MeasurementPoint:
+    """One fixture measurement kept for plots (invalidation values and scaling, stale reads)."""
+
+    metric: str
+    value: float
+    nodeid: str
+    size: float | None = None
+
+
+class RunSummary:
+    """The whole run, per target pattern (plus ``"*"``) and per key shape, and per test."""
+
+    def __init__(self, patterns: Iterable[str] = ()) -> None:
+        self.patterns: dict[str, PatternSummary] = {MATCH_ALL: PatternSummary()}
+        for pattern in patterns:
+            self.patterns.setdefault(pattern, PatternSummary())
+        self.shapes: dict[str, PatternSummary] = {}
+        self.tests: list[dict[str, Any]] = []
+        self.points: list[MeasurementPoint] = []
+        self.test_count = 0
+        self.workers = 0  # pytest-xdist workers merged in; 0 for a single-process run
+        self.server_version: str | None = None
+        self._key_cache: dict[str, tuple[str, tuple[str, ...]]] = {}
+
+    # -- folding one test in
+    def _classify_key(self, key: str) -> tuple[str, tuple[str, ...]]:
+        """(shape, target patterns it matches), cached: keys repeat across tests."""
+        cached = self._key_cache.get(key)
+        if cached is None:
+            if len(self._key_cache) >= KEY_CACHE_LIMIT:
+                self._key_cache.clear()
+            patterns = tuple(p for p in self.patterns if p != MATCH_ALL and matcher(p)(key))
+            cached = self._key_cache[key] = (key_shape(key), patterns)
+        return cached
+
+    def _shape_summary(self, shape: str) -> PatternSummary:
+        summary = self.shapes.get(shape)
+        if summary is None:
+            if len(self.shapes) >= SHAPE_LIMIT:
+                shape = OTHER_SHAPES
+            summary = self.shapes.setdefault(shape, PatternSummary())
+        return summary
+
+    def add_test(
+        self,
+        nodeid: str,
+        events: Sequence[Event],
+        records: Sequence[RawEvent],
+        measurements: Sequence[Any] = (),
+        checks: Sequence[dict[str, Any]] = (),
+    ) -> dict[str, Any]:
+        """Fold one finished test in; returns its own metrics (for ``user_properties`` and reports)."""
+        self.test_count += 1
+        everything = _TestGroup()
+        groups: dict[tuple[bool, str], _TestGroup] = {}
+        for event in events:
+            everything.outcomes.update(event.outcomes)
+            everything.durations.append(event.duration_ns)
+            everything.commands[event.command] += 1
+            touched: set[tuple[bool, str]] = set()
+            for key, outcome in zip(event.keys, event.outcomes):
+                shape, patterns = self._classify_key(key)
+                if outcome == MISS:
+                    everything.miss_shapes[shape] += 1
+                for group_id in ((True, shape), *((False, pattern) for pattern in patterns)):
+                    group = groups.get(group_id)
+                    if group is None:
+                        group = groups[group_id] = _TestGroup()
+                    group.outcomes[outcome] += 1
+                    if outcome == MISS and not group_id[0]:
+                        group.miss_shapes[shape] += 1
+                    if group_id not in touched:
+                        touched.add(group_id)
+                        group.durations.append(event.duration_ns)
+                        group.commands[event.command] += 1
+        self.patterns[MATCH_ALL].add_group(everything)
+        for (is_shape, name), group in groups.items():
+            (self._shape_summary(name) if is_shape else self.patterns[name]).add_group(group)
+        self._add_ttl(events, records)
+        self._add_measurements(nodeid, measurements)
+        metrics = _test_metrics(everything)
+        if events or checks or measurements:
+            self.tests.append({"nodeid": nodeid, "metrics": metrics, "checks": list(checks)})
+        return metrics
+
+    def _add_ttl(self, events: Sequence[Event], records: Sequence[RawEvent]) -> None:
+        if not any(WRITE in event.outcomes for event in events):
+            return
+        without = keys_without_ttl(events, records)
+        written = {key for event in events if WRITE in event.outcomes for key in event.keys}
+        for pattern, summary in self.patterns.items():
+            if pattern == MATCH_ALL:
+                summary.add_ttl(len(written), without)
+            else:
+                summary.add_ttl(
+                    sum(1 for key in written if pattern in self._classify_key(key)[1]),
+                    [key for key in without if pattern in self._classify_key(key)[1]],
+                )
+
+    def _add_measurements(self, nodeid: str, measurements: Sequence[Any]) -> None:
+        for measurement in measurements:
+            if measurement.metric not in AGGREGATION:
+                continue
+            value = float(measurement.value)
+            matched = {p for key in measurement.keys for p in self._classify_key(str(key))[1]}
+            aggregate = MetricAggregate.first(measurement.metric, value, nodeid)
+            for pattern, summary in self.patterns.items():
+                if pattern == MATCH_ALL or pattern in matched:
+                    summary.add_measurement(aggregate)
+            if sum(1 for point in self.points if point.metric == measurement.metric) < POINT_LIMIT:
+                size = measurement.detail.get("size") if isinstance(measurement.detail, dict) else None
+                self.points.append(
+                    MeasurementPoint(
+                        measurement.metric, value, nodeid, float(size) if isinstance(size, (int, float)) else None
+                    )
+                )
+
+    # -- merging worker summaries
+    def merge(self, other: RunSummary) -> None:
+        for pattern, summary in other.patterns.items():
+            self.patterns.setdefault(pattern, PatternSummary()).merge(summary)
+        for shape, summary in other.shapes.items():
+            self._shape_summary(shape).merge(summary)
+        self.tests.extend(other.tests)
+        self.points.extend(other.points)
+        self.test_count += other.test_count
+        self.workers += 1
+        self.server_version = self.server_version or other.server_version
+
+    def to_json(self) -> str:
+        return json.dumps(
+            {
+                "patterns": {name: summary.to_data() for name, summary in self.patterns.items()},
+                "shapes": {name: summary.to_data() for name, summary in self.shapes.items()},
+                "tests": self.tests,
+                "points": [[p.metric, p.value, p.nodeid, p.size] for p in self.points],
+                "test_count": self.test_count,
+                "server_version": self.server_version,
+            },
+            default=str,
+        )
+
+    @classmethod
+    def from_json(cls, text: str) -> RunSummary:
+        data = json.loads(text)
+        summary = cls()
+        summary.patterns = {name: PatternSummary.from_data(item) for name, item in data["patterns"].items()}
+        summary.shapes = {name: PatternSummary.from_data(item) for name, item in data["shapes"].items()}
+        summary.tests = data["tests"]
+        summary.points = [MeasurementPoint(*point) for point in data["points"]]
+        summary.test_count = data["test_count"]
+        summary.server_version = data["server_version"]
+        return summary
+
+
+def _test_metrics(group: _TestGroup) -> dict[str, Any]:
+    """One test's own numbers: what ``user_properties`` (JUnit) and the report's test list carry."""
+    hits, misses = group.outcomes[HIT], group.outcomes[MISS]
+    metrics: dict[str, Any] = {
+        "commands": len(group.durations),
+        "reads": hits + misses,
+        "hits": hits,
+        "misses": misses,
+        "hit_rate": round(hits / (hits + misses), 6) if hits + misses else None,
+    }
+    if group.durations:
+        ordered = sorted(group.durations)
+        metrics["p99_ms"] = round(ordered[max(0, math.ceil(0.99 * len(ordered)) - 1)] / 1e6, 6)
+        metrics["max_ms"] = round(ordered[-1] / 1e6, 6)
+    return metrics

@@ -1,0 +1,43 @@
+"""End of the run (controller or single process): evaluate targets, build the report, write the files."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ..checks.targets import TargetResult, evaluate_targets
+from ..config import Settings
+from ..observe.summary import RunSummary
+from .model import build_report
+from .writer import append_github_summary, write_reports
+
+
+@dataclass(frozen=True)
+class RunReport:
+    """What the terminal summary shows and what decides the exit status."""
+
+    report: dict[str, Any]
+    results: list[TargetResult]
+    written: list[str] = field(default_factory=list)
+    write_seconds: float = 0.0
+    show: bool = False
+
+    @property
+    def missed(self) -> list[TargetResult]:
+        return [result for result in self.results if result.failed]
+
+
+def finish_run(summary: RunSummary, settings: Settings, base: Path) -> RunReport:
+    """Targets against the merged summary; the report files; whether the terminal section is due."""
+    results = evaluate_targets(settings.target_list, summary)
+    report = build_report(summary, results, settings.backend)
+    started = time.perf_counter()
+    written = write_reports(report, settings.reports, base)
+    if settings.target_list or settings.reports:
+        append_github_summary(report)
+    seconds = time.perf_counter() - started
+    any_marker = any(test["checks"] for test in summary.tests)
+    show = bool(settings.target_list or settings.reports or any_marker)
+    return RunReport(report, results, written, seconds, show)

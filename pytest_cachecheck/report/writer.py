@@ -1,0 +1,39 @@
+"""Write the report files asked for with ``--cache-report`` (format by suffix) and the GitHub summary."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+from . import html, json_report, markdown
+
+RENDERERS: dict[str, Callable[[dict[str, Any]], str]] = {
+    ".json": json_report.render,
+    ".md": markdown.render,
+    ".html": html.render,
+}
+
+
+def write_reports(report: dict[str, Any], paths: Sequence[str], base: Path) -> list[str]:
+    """Write each path (relative ones under ``base``), creating parent folders; returns what was written."""
+    written = []
+    for path_text in paths:
+        path = Path(path_text)
+        if not path.is_absolute():
+            path = base / path
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(RENDERERS[path.suffix](report), encoding="utf-8")
+        written.append(str(path_text))
+    return written
+
+
+def append_github_summary(report: dict[str, Any]) -> bool:
+    """Append the Markdown report to ``$GITHUB_STEP_SUMMARY`` (GitHub Actions' job summary) when set."""
+    target = os.environ.get("GITHUB_STEP_SUMMARY")
+    if not target:
+        return False
+    with open(target, "a", encoding="utf-8") as summary:
+        summary.write(markdown.render(report) + "\n")
+    return True
