@@ -10,7 +10,7 @@ ready when every node reports ``cluster_state:ok``.
 from __future__ import annotations
 
 import time
-from typing import Any
+from typing import Any, Callable
 from urllib.parse import urlsplit, urlunsplit
 
 import redis
@@ -139,7 +139,7 @@ class ClusterBackend:
     def client(self, *, asyncio: bool = False) -> Any:
         return cluster_client(self.start().url, asyncio=asyncio)
 
-    def reset(self, written_keys: set[str]) -> None:
+    def reset(self, written_keys: Callable[[], set[str]]) -> None:
         """Every master is ours: FLUSHALL on each, one round trip per node."""
         with unobserved():
             for admin in self._admins:
@@ -204,11 +204,11 @@ class ClusterUrlBackend:
         self.start()
         return cluster_client(self.url, asyncio=asyncio)
 
-    def reset(self, written_keys: set[str]) -> None:
+    def reset(self, written_keys: Callable[[], set[str]]) -> None:
         admin = self._admin
         if admin is None:
             return
-        doomed = [key for key in (k.encode() for k in written_keys) if key not in self._preexisting]
+        doomed = [key for key in (k.encode() for k in written_keys()) if key not in self._preexisting]
         with unobserved():
             for index in range(0, len(doomed), _BATCH):
                 pipe = admin.pipeline(transaction=False)

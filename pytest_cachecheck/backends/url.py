@@ -8,7 +8,7 @@ remembered and never deleted, and only keys the run wrote are removed after each
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Callable
 from urllib.parse import parse_qs, urlencode, urlsplit, urlunsplit
 
 import redis
@@ -47,6 +47,7 @@ class UrlBackend:
         self.db = base_db(url) + worker_index()
         self.url = url_with_db(url, self.db)
         self._admin: redis.Redis | None = None
+        self._pool: redis.ConnectionPool | None = None
         self._preexisting: frozenset[bytes] = frozenset()
         self._info: ServerInfo | None = None
 
@@ -70,6 +71,7 @@ class UrlBackend:
                 "or pass --cache-allow-nonempty (then only keys the run writes are deleted)"
             )
         self._admin, self._preexisting = admin, existing
+        self._pool = redis.ConnectionPool.from_url(self.url)
         kwargs = admin.connection_pool.connection_kwargs
         host = str(kwargs.get("host", kwargs.get("path", "")))
         self._info = ServerInfo(self.name, self.url, host, int(kwargs.get("port", 0) or 0), version)
@@ -79,11 +81,13 @@ class UrlBackend:
         return self.start().url
 
     def client(self, *, asyncio: bool = False) -> Any:
+        """Sync clients share one pool (see ``ServerBackend.client``)."""
         self.start()
-        factory = redis.asyncio.Redis if asyncio else redis.Redis
-        return factory.from_url(self.url)
+        if asyncio:
+            return redis.asyncio.Redis.from_pool(redis.asyncio.ConnectionPool.from_url(self.url))
+        return redis.Redis(connection_pool=self._pool)
 
-    def reset(self, written_keys: set[str]) -> None:
+    def reset(self, written_keys: Callable[[], set[str]]) -> None:
         """Delete what the test wrote, never a key that was there before the run.
 
         With a database that was empty at start everything in it was created by this
@@ -94,7 +98,7 @@ class UrlBackend:
             return
         with unobserved():
             if self.allow_nonempty:
-                doomed = [key for key in (k.encode() for k in written_keys) if key not in self._preexisting]
+                doomed = [key for key in (k.encode() for k in written_keys()) if key not in self._preexisting]
             else:
                 doomed = list(admin.scan_iter(count=1000)) if admin.dbsize() else []
             for index in range(0, len(doomed), _BATCH):
@@ -104,4 +108,7 @@ class UrlBackend:
         if self._admin is not None:
             self._admin.close()
             self._admin = None
+        if self._pool is not None:
+            self._pool.disconnect()
+            self._pool = None
         self._info = None
