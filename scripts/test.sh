@@ -1,0 +1,35 @@
+#!/usr/bin/env bash
+# The whole test suite, from a fresh Debian machine (run as root, or with sudo available):
+#   1. system parts the real-server tests need: redis-server, chromium (HTML report check),
+#      a Docker engine and a local Redis image (docker backend tests) — each only if missing;
+#   2. a virtualenv in .venv with the package, its test and example extras;
+#   3. ruff and mypy, then the suite with two xdist workers.
+# Extra arguments go to pytest.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+as_root() { if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi; }
+missing=()
+command -v redis-server >/dev/null 2>&1 || missing+=(redis-server)
+command -v chromium >/dev/null 2>&1 || missing+=(chromium)
+if [ ${#missing[@]} -gt 0 ]; then
+    echo "installing Debian packages: ${missing[*]}"
+    as_root apt-get update -qq
+    as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
+fi
+
+if image=$(bash scripts/docker-redis-image.sh | tail -n 1); then
+    export CACHECHECK_TEST_IMAGE="$image"
+else
+    echo "no Docker engine could be started here: the docker backend tests will skip and say so"
+fi
+
+python3 -m venv .venv
+. .venv/bin/activate
+python -m pip install -q --upgrade pip
+python -m pip install -q -e '.[test,examples]'
+
+ruff check pytest_cachecheck tests benchmarks examples
+mypy
+
+python -m pytest -n 2 "$@"
