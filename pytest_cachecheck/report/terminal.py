@@ -119,7 +119,8 @@ def write_section(tr: TerminalWriter, report: dict[str, Any], written: Sequence[
     run = report["run"]
     server = f" ({report['redis_version']})" if report["redis_version"] else ""
     workers = f" on {run['workers']} workers" if run["workers"] > 1 else ""
-    tr.write_line(f"backend {report['backend']}{server}; {run['tests']} tests observed{workers}")
+    tests = f"{run['tests']} test{'' if run['tests'] == 1 else 's'}"
+    tr.write_line(f"backend {report['backend']}{server}; {tests} observed{workers}")
     if report["targets"]:
         tr.write_line("")
         write_targets(tr, report["targets"])
