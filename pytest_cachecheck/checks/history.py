@@ -1,0 +1,541 @@
+"""The stale-read checker: a history of reads and writes -> ``ConsistencyReport``. Pure: no Redis.
+
+Definition (Jepsen's): a read is *stale* when it returns a value older than a write that
+had been acknowledged (had returned) before the read began. Writes to one key are totally
+ordered (the driver serialises them; record mode checks it), so every value has a version
+and "older" is a comparison of versions. Reads are free to overlap writes: a read that is
+concurrent with a write may return either value, which is not stale.
+
+Cost: one pass to group writes by key, a sort of each key's writes, then O(1) work per
+read (a dict lookup and a precomputed "next acknowledged write" end time), so O(n log n)
+overall and no worse on one hot key than on many cold ones.
+"""
+
+from __future__ import annotations
+
+import heapq
+import math
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass, field, replace
+from operator import itemgetter, le
+from typing import Any, NamedTuple
+
+READ = "read"
+WRITE = "write"
+
+STALE = "stale"
+PHANTOM = "phantom"
+FUTURE = "future"
+
+EXAMPLES = 5
+_TIMELINE_LINES = 12
+_NEVER = math.inf
+
+
+class Operation(NamedTuple):
+    """One call the test made: a read that returned ``value`` or a write of ``value``.
+
+    ``ok=False`` marks a write that raised: it may or may not have taken effect, so
+    reading its value is fine but it never counts as acknowledged. ``process`` names
+    who issued it (a driver thread or task) for the timelines.
+    """
+
+    key: Any
+    kind: str
+    value: Any
+    start_ns: int
+    end_ns: int
+    ok: bool = True
+    process: str = ""
+
+
+@dataclass(frozen=True)
+class TracedCommand:
+    """A Redis command issued inside an operation, shown in counterexample timelines."""
+
+    process: str
+    start_ns: int
+    end_ns: int
+    text: str
+
+
+@dataclass(frozen=True)
+class Violation:
+    """A minimal counterexample: the bad read, the write it returned, the write it missed.
+
+    ``window`` holds the operations on the key from the returned write's start to the
+    read's end (at most a dozen, the three essential ones always among them);
+    ``omitted`` counts the others.
+    """
+
+    kind: str
+    key: str
+    read: Operation
+    returned: Operation | None
+    returned_version: int | None
+    newer: Operation | None
+    newer_version: int | None
+    staleness_ns: int
+    window: tuple[Operation, ...] = ()
+    omitted: int = 0
+    commands: tuple[TracedCommand, ...] = ()
+
+    @property
+    def staleness_ms(self) -> float:
+        return self.staleness_ns / 1e6
+
+    def headline(self) -> str:
+        read = self.read
+        if self.kind == STALE and self.newer is not None:
+            returned = (
+                f"{_show(read.value)} (write #{self.returned_version})"
+                if self.returned is not None
+                else f"{_show(read.value)} (the initial value)"
+            )
+            return (
+                f"stale read of key {_show(self.key)}: returned {returned}, but write #{self.newer_version} "
+                f"({_show(self.newer.value)}) was acknowledged {self.staleness_ms:.3f} ms before the read began"
+            )
+        if self.kind == FUTURE and self.returned is not None:
+            return (
+                f"future read of key {_show(self.key)}: returned {_show(read.value)} "
+                f"{(self.returned.start_ns - read.end_ns) / 1e6:.3f} ms before write #{self.returned_version} "
+                "of that value began"
+            )
+        return f"phantom read of key {_show(self.key)}: returned {_show(read.value)}, a value never written to it"
+
+    def timeline(self) -> str:
+        """The interleaving that produced the violation, times relative to its first event."""
+        marks = {id(self.read): f"<- {self.kind.upper()} read"}
+        if self.returned is not None:
+            marks.setdefault(id(self.returned), "<- the value read")
+        if self.newer is not None:
+            marks.setdefault(id(self.newer), "<- newer, acknowledged before the read")
+        rows: list[tuple[int, int, str, str]] = []
+        for op in self.window:
+            if op.kind == WRITE:
+                what = f"write {_show(op.key)} = {_show(op.value)}" + ("" if op.ok else " (raised)")
+            else:
+                what = f"read  {_show(op.key)} -> {_show(op.value)}"
+            mark = marks.get(id(op), "")
+            rows.append((op.start_ns, op.end_ns, op.process, f"{what}  {mark}".rstrip()))
+        for command in self.commands:
+            rows.append((command.start_ns, command.end_ns, command.process, f"  redis: {command.text}"))
+        rows.sort(key=lambda row: row[0])
+        origin = rows[0][0] if rows else 0
+        width = max((len(row[2]) for row in rows), default=0)
+        lines = ["    start ms    end ms  " + "who".ljust(width) + "  operation"]
+        for start, end, process, what in rows:
+            lines.append(
+                f"    {(start - origin) / 1e6:+8.3f}  {(end - origin) / 1e6:+8.3f}  {process.ljust(width)}  {what}"
+            )
+        if self.omitted:
+            lines.append(f"    (+{self.omitted} other operations on this key in the window not shown)")
+        return "\n".join(lines)
+
+    def describe(self) -> str:
+        return f"{self.headline()}\n{self.timeline()}"
+
+
+@dataclass(frozen=True)
+class Divergence:
+    """After quiescence the cache still served something other than the source of truth.
+
+    ``age_ms`` is the time since the key's newest write was acknowledged; ``ttl_ms``
+    maps each Redis key the final read touched to its remaining TTL (-1: none, -2:
+    missing). ``violation`` is False only when the staleness provably ends within the
+    bound (age plus the longest remaining TTL is at most ``max_staleness_ms``).
+    """
+
+    key: str
+    served: Any
+    truth: Any
+    age_ms: float | None
+    ttl_ms: dict[str, int]
+    violation: bool
+
+    def describe(self) -> str:
+        if not self.ttl_ms:
+            ttl = "remaining TTL unknown (the read touched no Redis key)"
+        elif any(ttl == -1 for ttl in self.ttl_ms.values()):
+            ttl = "stale until evicted: no TTL on " + ", ".join(
+                _show(key) for key, ttl in self.ttl_ms.items() if ttl == -1
+            )
+        else:
+            ttl = "stale until TTL: " + ", ".join(f"{_show(key)} expires in {ttl} ms" for key, ttl in self.ttl_ms.items())
+        age = f" {self.age_ms:.1f} ms after the last write was acknowledged" if self.age_ms is not None else ""
+        return (
+            f"after quiescence key {_show(self.key)} still serves {_show(self.served)} instead of "
+            f"{_show(self.truth)}{age}; {ttl}"
+        )
+
+
+@dataclass(frozen=True)
+class ConsistencyReport:
+    """What the checker found in one history (SPEC 5.2)."""
+
+    reads: int
+    writes: int
+    keys: int
+    stale_reads: int
+    phantom_reads: int
+    future_reads: int
+    worst_staleness_ms: float
+    p99_staleness_ms: float
+    max_staleness_ms: float
+    violations: tuple[Violation, ...]
+    unordered_keys: tuple[str, ...] = ()
+    divergences: tuple[Divergence, ...] = ()
+    seed: int | None = None
+    amplified: bool = False
+    history: Sequence[Operation] = field(default=(), repr=False, compare=False)
+    initial: Any = field(default=None, repr=False, compare=False)
+
+    @property
+    def nines(self) -> float:
+        """-log10 of the stale fraction: 3.0 means one stale read in a thousand; inf when none."""
+        if self.stale_reads == 0 or self.reads == 0:
+            return math.inf
+        return -math.log10(self.stale_reads / self.reads)
+
+    @property
+    def diverged(self) -> int:
+        return sum(1 for divergence in self.divergences if divergence.violation)
+
+    @property
+    def violation_count(self) -> int:
+        """Every read that returned wrong data, plus keys still stale beyond the bound after the run."""
+        return self.stale_reads + self.phantom_reads + self.future_reads + self.diverged
+
+    @property
+    def ok(self) -> bool:
+        return self.violation_count == 0 and not self.unordered_keys
+
+    def rechecked(self, max_staleness_ms: float) -> ConsistencyReport:
+        """The same history judged with another staleness bound (a marker's ``max_staleness_ms``)."""
+        if max_staleness_ms == self.max_staleness_ms:
+            return self
+        fresh = check_history(self.history, max_staleness_ms=max_staleness_ms, initial=self.initial)
+        divergences = tuple(
+            replace(
+                divergence,
+                violation=_diverges_beyond(divergence.age_ms, divergence.ttl_ms, max_staleness_ms),
+            )
+            for divergence in self.divergences
+        )
+        return replace(fresh, divergences=divergences, seed=self.seed, amplified=self.amplified)
+
+    def summary(self) -> str:
+        bound = f"bound {self.max_staleness_ms:g} ms" if self.max_staleness_ms else "no staleness allowed"
+        nines = "inf" if math.isinf(self.nines) else f"{self.nines:.2f}"
+        text = (
+            f"{self.stale_reads} stale, {self.phantom_reads} phantom, {self.future_reads} future reads "
+            f"in {self.reads} reads of {self.keys} keys ({self.writes} writes); nines {nines}; "
+            f"staleness worst {self.worst_staleness_ms:.3f} ms, p99 {self.p99_staleness_ms:.3f} ms ({bound})"
+        )
+        if self.divergences:
+            text += f"; {self.diverged} of {len(self.divergences)} keys still stale after the run"
+        return text
+
+    def format(self, examples: int = 3) -> str:
+        """Summary, order problems, divergences and the first counterexamples, for failure messages."""
+        lines = [self.summary()]
+        if self.unordered_keys:
+            shown = ", ".join(_show(key) for key in self.unordered_keys[:5])
+            lines.append(
+                f"writes to {len(self.unordered_keys)} key(s) overlapped in time ({shown}), so their order is "
+                "unknown and those keys were not checked: record one write per key at a time"
+            )
+        for divergence in [d for d in self.divergences if d.violation][:examples]:
+            lines.append(divergence.describe())
+        for number, violation in enumerate(self.violations[:examples], 1):
+            lines.append(f"counterexample {number}: {violation.describe()}")
+        if len(self.violations) > examples:
+            lines.append(f"(+{len(self.violations) - examples} more counterexamples in the report)")
+        if self.seed is not None and not self.ok:
+            lines.append(f"seed {self.seed}: pass seed={self.seed} to cache_consistency.run() to replay these delays")
+        return "\n".join(lines)
+
+
+def _show(value: Any, limit: int = 40) -> str:
+    text = repr(value.decode("utf-8", "backslashreplace") if isinstance(value, bytes) else value)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def _canonical(value: Any) -> Any:
+    """Values compare as text: a write of ``"v1"`` is read back as ``b"v1"`` from Redis."""
+    if isinstance(value, (bytes, bytearray, memoryview)):
+        return bytes(value).decode("utf-8", "surrogateescape")
+    try:
+        hash(value)
+    except TypeError:
+        return repr(value)
+    return value
+
+
+def _diverges_beyond(age_ms: float | None, ttl_ms: dict[str, int], bound_ms: float) -> bool:
+    """Stale beyond the bound unless age + remaining TTL (1 ms resolution) provably fits in it."""
+    if age_ms is None or not ttl_ms or any(ttl < 0 for ttl in ttl_ms.values()):
+        return True
+    return age_ms + max(ttl_ms.values()) - 1 > bound_ms
+
+
+_SUSPECT = (_NEVER, -_NEVER)  # fails the fast test, so the read goes to the careful path
+_start_of = itemgetter(3)
+_ok_of = itemgetter(5)
+
+
+def _repeated_versions(values: list[Any]) -> dict[Any, list[int]]:
+    """Values written more than once (the initial value counts as version 0) -> their versions."""
+    versions: dict[Any, list[int]] = {}
+    for version, value in enumerate(values):
+        versions.setdefault(value, []).append(version)
+    return {value: found for value, found in versions.items() if len(found) > 1}
+
+
+class _KeyWrites:
+    """One key's writes in order, with what the per-read test needs precomputed."""
+
+    __slots__ = ("key", "writes", "starts", "next_ack_end", "index_of", "repeated", "ordered")
+
+    def __init__(self, key: Any, writes: list[Operation], initial: Any) -> None:
+        writes.sort(key=_start_of)
+        self.key = key
+        self.writes = writes
+        self.starts = [-_NEVER, *map(_start_of, writes)]
+        # next_ack_end[v]: end of the first acknowledged write after version v.
+        next_ack_end: list[float] = [_NEVER] * (len(writes) + 1)
+        following = _NEVER
+        for version in range(len(writes), 0, -1):
+            next_ack_end[version] = following
+            if writes[version - 1][5]:
+                following = writes[version - 1][4]
+        next_ack_end[0] = following
+        self.next_ack_end = next_ack_end
+        values = [op[2] for op in writes]
+        if not all(value.__class__ is str for value in values):
+            values = [_canonical(value) for value in values]
+        index_of = {_canonical(initial): 0}
+        index_of.update(zip(values, range(1, len(values) + 1)))
+        self.repeated: dict[Any, list[int]] = {}
+        if len(index_of) < len(values) + 1:
+            self.repeated = _repeated_versions([_canonical(initial), *values])
+        self.index_of = index_of
+        ends = [op[4] for op in writes]
+        self.ordered = all(map(le, ends, self.starts[2:]))
+
+    def add_fast_entries(self, table: dict[tuple[Any, Any], tuple[float, float]]) -> None:
+        """Fill ``(key, value) -> (its write's start, the next acknowledged write's end)``.
+
+        A read with that key and value is fine when it ended after the write began and
+        began before the next acknowledged write ended; anything else is looked at closely.
+        Every form a value may come back in (text, bytes, a number as text) gets an entry.
+        """
+        key, starts, next_ack_end, repeated = self.key, self.starts, self.next_ack_end, self.repeated
+        for value, version in self.index_of.items():
+            if self.ordered and value not in repeated:
+                entry = (starts[version], next_ack_end[version])
+            else:
+                entry = _SUSPECT
+            table[(key, value)] = entry
+            if value.__class__ is str:
+                table[(key, value.encode("utf-8", "surrogateescape"))] = entry
+            elif isinstance(value, (int, float)) and not isinstance(value, bool):
+                table[(key, str(value))] = entry
+                table[(key, str(value).encode())] = entry
+
+    def version_for(self, value: Any, read_end: int) -> int:
+        """A value written more than once: the newest of its writes that had begun by the read's end."""
+        versions = self.repeated[value]
+        begun = [version for version in versions if self.starts[version] <= read_end]
+        return begun[-1] if begun else versions[0]
+
+    def write(self, version: int) -> Operation | None:
+        return self.writes[version - 1] if version > 0 else None
+
+
+# What the careful path decides for one read: (kind or None, version, newer version, staleness ns).
+_Verdict = tuple[str | None, int, int, int]
+_FINE: _Verdict = (None, 0, 0, 0)
+
+
+def _judge(read: Operation, info: _KeyWrites | None, initial: Any, bound_ns: float) -> _Verdict:
+    """The careful path: which version a read returned and whether that was allowed."""
+    value = _canonical(read.value)
+    if info is None:
+        return _FINE if value == _canonical(initial) else (PHANTOM, 0, 0, 0)
+    version = info.index_of.get(value)
+    if version is None:
+        return (PHANTOM, 0, 0, 0)
+    if value in info.repeated:
+        version = info.version_for(value, read.end_ns)
+    if info.starts[version] > read.end_ns:
+        return (FUTURE, version, 0, 0)
+    acknowledged = info.next_ack_end[version]
+    if acknowledged >= read.start_ns:
+        return _FINE
+    lag = int(read.start_ns - acknowledged)
+    if lag <= bound_ns:
+        return (None, version, 0, lag)
+    return (STALE, version, _newer_version(info, version), lag)
+
+
+def check_history(
+    operations: Iterable[Operation],
+    *,
+    max_staleness_ms: float = 0.0,
+    initial: Any = None,
+    examples: int = EXAMPLES,
+) -> ConsistencyReport:
+    """Find stale, phantom and future reads in a history of operations.
+
+    ``initial`` is every key's value before its first write (``None``: absent).
+    ``max_staleness_ms`` tolerates reads of a value superseded by a write acknowledged
+    at most that long before the read began (bounded staleness, e.g. a TTL design).
+    Only the first ``examples`` violations (in start order) get a counterexample.
+
+    Most reads are settled by one dict lookup on ``(key, value)`` and two comparisons;
+    only suspects (late, early, unknown or repeated values) take the careful path.
+    """
+    history = operations if isinstance(operations, (list, tuple)) else list(operations)
+    reads = [op for op in history if op[1] == READ]
+    writes = [op for op in history if op[1] == WRITE]
+    if len(reads) + len(writes) != len(history):
+        bad = next(op for op in history if op[1] not in (READ, WRITE))
+        raise ValueError(f"operation kind must be {READ!r} or {WRITE!r}, got {bad.kind!r}")
+    if not all(map(_ok_of, reads)):
+        reads = [op for op in reads if op[5]]  # a read that raised returned nothing to check
+    writes_by_key: dict[Any, list[Operation]] = {}
+    for op in writes:
+        bucket = writes_by_key.get(op[0])
+        if bucket is None:
+            writes_by_key[op[0]] = [op]
+        else:
+            bucket.append(op)
+    per_key = {key: _KeyWrites(key, key_writes, initial) for key, key_writes in writes_by_key.items()}
+    table: dict[tuple[Any, Any], tuple[float, float]] = {}
+    for info in per_key.values():
+        info.add_fast_entries(table)
+    get = table.get
+    try:
+        suspects = [
+            op for op in reads if (entry := get((op[0], op[2]))) is None or entry[1] < op[3] or entry[0] > op[4]
+        ]
+    except TypeError:  # an unhashable value read back: judge every read carefully
+        suspects = reads
+
+    bound_ns = max_staleness_ms * 1e6
+    counts = {STALE: 0, PHANTOM: 0, FUTURE: 0}
+    staleness: list[int] = []
+    unchecked = 0
+    unwritten_keys: set[Any] = set()
+    found: list[tuple[int, int, str, Operation, int, int]] = []  # heap of the earliest violations
+    for sequence, read in enumerate(suspects):
+        info = per_key.get(read.key)
+        if info is None:
+            unwritten_keys.add(read.key)
+        elif not info.ordered:
+            unchecked += 1
+            continue
+        kind, version, newer, lag = _judge(read, info, initial, bound_ns)
+        if lag:
+            staleness.append(lag)
+        if kind is None:
+            continue
+        counts[kind] += 1
+        entry = (-read.start_ns, -sequence, kind, read, version, newer)
+        if len(found) < examples:
+            heapq.heappush(found, entry)
+        elif entry > found[0]:
+            heapq.heapreplace(found, entry)
+
+    checked = len(reads) - unchecked - counts[PHANTOM] - counts[FUTURE]
+    violations = _counterexamples(sorted(found, reverse=True), per_key, history)
+    return ConsistencyReport(
+        reads=len(reads),
+        writes=len(writes),
+        keys=len(per_key) + len(unwritten_keys),
+        stale_reads=counts[STALE],
+        phantom_reads=counts[PHANTOM],
+        future_reads=counts[FUTURE],
+        worst_staleness_ms=max(staleness, default=0) / 1e6,
+        p99_staleness_ms=_p99_with_zeros(staleness, checked) / 1e6,
+        max_staleness_ms=max_staleness_ms,
+        violations=violations,
+        unordered_keys=tuple(sorted(str(key) for key, info in per_key.items() if not info.ordered)),
+        history=history,
+        initial=initial,
+    )
+
+
+def _newer_version(info: _KeyWrites, version: int) -> int:
+    """The first acknowledged write after ``version``: the one the stale read failed to observe."""
+    for candidate in range(version + 1, len(info.writes) + 1):
+        if info.writes[candidate - 1].ok:
+            return candidate
+    raise AssertionError("a stale read always has a newer acknowledged write")
+
+
+def _p99_with_zeros(positive: list[int], total: int) -> int:
+    """Nearest-rank p99 over ``total`` reads of which only ``positive`` had any staleness."""
+    if total <= 0:
+        return 0
+    rank = max(1, math.ceil(0.99 * total))
+    zeros = total - len(positive)
+    if rank <= zeros:
+        return 0
+    return sorted(positive)[rank - zeros - 1]
+
+
+def _counterexamples(
+    found: list[tuple[int, int, str, Operation, int, int]],
+    per_key: dict[Any, _KeyWrites],
+    history: Sequence[Operation],
+) -> tuple[Violation, ...]:
+    """Turn the earliest violations into counterexamples with their window of operations."""
+    if not found:
+        return ()
+    keys = {read.key for _, _, _, read, _, _ in found}
+    nearby: dict[Any, list[Operation]] = {key: [] for key in keys}
+    for op in history:
+        if op[0] in keys:
+            nearby[op[0]].append(op)
+    return tuple(
+        _counterexample(kind, read, version, newer, per_key.get(read.key), nearby[read.key])
+        for _, _, kind, read, version, newer in found
+    )
+
+
+def _counterexample(
+    kind: str, read: Operation, version: int, newer: int, info: _KeyWrites | None, nearby: list[Operation]
+) -> Violation:
+    """The read, the write it returned, the write it missed, and what else touched the key meanwhile."""
+    writes = info.writes if info is not None else []
+    returned = info.write(version) if info is not None and kind != PHANTOM else None
+    newer_op = info.write(newer) if info is not None and newer else None
+    if returned is not None:
+        begin = min(returned.start_ns, read.start_ns)
+    else:
+        acknowledged = [op for op in writes if op.end_ns < read.start_ns]
+        begin = acknowledged[-1].start_ns if acknowledged else read.start_ns
+    end = max(read.end_ns, returned.end_ns if returned is not None else read.end_ns)
+    essential = [op for op in (returned, newer_op, read) if op is not None]
+    others = [
+        op
+        for op in nearby
+        if op.end_ns >= begin and op.start_ns <= end and all(op is not chosen for chosen in essential)
+    ]
+    others.sort(key=lambda op: (op.kind != WRITE, op.start_ns))
+    room = max(0, _TIMELINE_LINES - len(essential))
+    return Violation(
+        kind=kind,
+        key=str(read.key),
+        read=read,
+        returned=returned,
+        returned_version=version if kind != PHANTOM else None,
+        newer=newer_op,
+        newer_version=newer or None,
+        staleness_ns=int(read.start_ns - newer_op.end_ns) if newer_op is not None else 0,
+        window=tuple(sorted(essential + others[:room], key=lambda op: op.start_ns)),
+        omitted=max(0, len(others) - room),
+    )
