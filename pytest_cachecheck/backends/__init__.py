@@ -24,8 +24,20 @@ def make_backend(settings: Settings) -> Backend:
 
         return ServerBackend(settings.server_bin)
     if name == "url":
+        assert settings.url is not None
+        if settings.url.startswith("redis+cluster://"):
+            from .cluster import ClusterUrlBackend
+
+            return ClusterUrlBackend(settings.url, settings.allow_nonempty)
         from .url import UrlBackend
 
-        assert settings.url is not None
         return UrlBackend(settings.url, settings.allow_nonempty)
+    if name == "cluster":
+        from .cluster import ClusterBackend
+
+        return ClusterBackend(settings.server_bin)
+    if name == "docker":
+        from .docker import DockerBackend
+
+        return DockerBackend(settings.image)
     raise BackendError(f"--cache-backend {name!r} is not available in this version")
