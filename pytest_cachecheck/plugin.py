@@ -15,7 +15,7 @@ from . import config as config_module
 from .backends.process import stop_all
 from .checks import CHECKS
 from .faults import CacheFaults
-from .faults import CacheFaults
+
 from .observe import instrument
 from .observe.monitor import CacheMonitor
 from .observe.summary import RunSummary
@@ -197,15 +197,3 @@ def cache_faults(request: pytest.FixtureRequest) -> CacheFaults:
 
     return CacheFaults(started_backend, monitored=run.settings.monitor)
 
-
-
-@pytest.fixture
-def cache_faults(request: pytest.FixtureRequest) -> CacheFaults:
-    """Outage, latency and error injection: ``outage()``, ``latency(ms)``, ``errors(rate, seed)``."""
-    run = _run(request.config)
-
-    def started_backend() -> Any:
-        run.server()
-        return run.backend
-
-    return CacheFaults(started_backend, monitored=run.settings.monitor)
