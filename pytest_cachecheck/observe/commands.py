@@ -235,6 +235,7 @@ _define(OTHERS, _all, "WATCH", "TOUCH", "SINTER", "SUNION", "SDIFF")
 _define(OTHERS, _all_but_last, "BLPOP", "BRPOP", "BZPOPMIN", "BZPOPMAX")
 
 _UNKNOWN: tuple[KeyExtractor, str] = (_none, OTHERS)
+_UNKNOWN_SPEC: tuple[str, KeyExtractor, str] = ("", _none, OTHERS)
 
 
 def command_name(args: tuple[Any, ...]) -> str:
@@ -263,15 +264,32 @@ def _is_empty(reply: Any) -> bool:
         return False
 
 
+_SPECS: dict[Any, tuple[str, KeyExtractor, str]] = {}
+
+
+def _spec(raw_name: Any) -> tuple[str, KeyExtractor, str]:
+    """(name, key extractor, kind) for a command's first argument, memoised by its raw form."""
+    spec = _SPECS.get(raw_name)
+    if spec is None:
+        name = command_name((raw_name,))
+        extractor, kind = _TABLE.get(name, _UNKNOWN)
+        spec = (name, extractor, kind)
+        if len(_SPECS) < 4096:
+            _SPECS[raw_name] = spec
+    return spec
+
+
 def classify(args: tuple[Any, ...], reply: Any) -> tuple[str, tuple[str, ...], tuple[str, ...]]:
     """Return (command, keys, one outcome per key) for one command and its reply.
 
     ``reply`` is an exception instance when the command failed. Commands without
     keys get a single outcome and no key (``keys=()``, ``outcomes=(outcome,)``).
     """
-    name = command_name(args)
-    extractor, kind = _TABLE.get(name, _UNKNOWN)
-    keys = tuple(key_text(key) for key in extractor(args))
+    try:
+        name, extractor, kind = _spec(args[0]) if args else _UNKNOWN_SPEC
+    except TypeError:  # an unhashable command name
+        name, extractor, kind = command_name(args), *_UNKNOWN
+    keys = tuple(key if type(key) is str else key_text(key) for key in extractor(args))
     if isinstance(reply, BaseException):
         return name, keys, (ERROR,) * max(len(keys), 1)
     if kind == NIL:

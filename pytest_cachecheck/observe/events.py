@@ -3,15 +3,14 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass
+from typing import NamedTuple
 
 from .commands import HIT, MISS, classify
 from .instrument import RawEvent
 
 
-@dataclass(frozen=True, slots=True)
-class Event:
-    """One Redis command as the code under test issued it.
+class Event(NamedTuple):
+    """One Redis command as the code under test issued it (a named tuple: cheap to build).
 
     ``keys`` and ``outcomes`` run in parallel: ``MGET a b c`` with one nil has three
     keys and outcomes ``("hit", "miss", "hit")``; ``HMGET h f1 f2`` repeats ``h`` once
@@ -40,8 +39,7 @@ class Event:
 
 def classify_raw(records: Iterable[RawEvent]) -> list[Event]:
     """Turn raw records into events (done lazily, when someone asks)."""
-    events = []
-    for start, duration, args, reply, pipeline_id in records:
-        command, keys, outcomes = classify(args, reply)
-        events.append(Event(start, duration, command, keys, outcomes, pipeline_id))
-    return events
+    return [
+        Event(start, duration, *classify(args, reply), pipeline_id)
+        for start, duration, args, reply, pipeline_id in records
+    ]

@@ -56,7 +56,15 @@ class CacheStats:
     errors: int
     latency: LatencyStats
     commands: Counter[str] = field(default_factory=Counter)
-    miss_shapes: Counter[str] = field(default_factory=Counter)
+    miss_keys: Counter[str] = field(default_factory=Counter)
+
+    @property
+    def miss_shapes(self) -> Counter[str]:
+        """Misses grouped by key shape (``user:*:profile``): the top contributors in messages."""
+        shapes: Counter[str] = Counter()
+        for key, count in self.miss_keys.items():
+            shapes[key_shape(key)] += count
+        return shapes
 
     @property
     def reads(self) -> int:
@@ -74,7 +82,7 @@ def compute_stats(events: Iterable[Event], pattern: str = MATCH_ALL) -> CacheSta
     match_all = pattern == MATCH_ALL
     counts: Counter[str] = Counter()
     commands: Counter[str] = Counter()
-    miss_shapes: Counter[str] = Counter()
+    miss_keys: Counter[str] = Counter()
     durations = []
     for event in events:
         if not event.keys:
@@ -88,7 +96,7 @@ def compute_stats(events: Iterable[Event], pattern: str = MATCH_ALL) -> CacheSta
                     matched = True
                     counts[outcome] += 1
                     if outcome == MISS:
-                        miss_shapes[key_shape(key)] += 1
+                        miss_keys[key] += 1
             if not matched:
                 continue
         commands[event.command] += 1
@@ -102,7 +110,7 @@ def compute_stats(events: Iterable[Event], pattern: str = MATCH_ALL) -> CacheSta
         errors=counts[ERROR],
         latency=LatencyStats.from_durations_ns(durations),
         commands=commands,
-        miss_shapes=miss_shapes,
+        miss_keys=miss_keys,
     )
 
 
