@@ -14,6 +14,8 @@ import pytest
 from . import config as config_module
 from .backends.process import stop_all
 from .checks import CHECKS
+from .checks.invalidation import InvalidationProbe
+from .checks.speedup import CacheBench
 from .faults import CacheFaults
 
 from .observe import instrument
@@ -184,6 +186,22 @@ def cache_monitor(request: pytest.FixtureRequest) -> CacheMonitor:
     if not run.settings.monitor or run.context is None:
         pytest.fail("cache_monitor needs observed commands, but the run has --cache-no-monitor", pytrace=False)
     return run.context.monitor
+
+
+@pytest.fixture
+def cache_invalidation(request: pytest.FixtureRequest, _cachecheck_database: None) -> InvalidationProbe:
+    """Invalidation visibility latency (``measure``) and O(1) scaling (``scaling``)."""
+    run = _run(request.config)
+    assert run.context is not None
+    return InvalidationProbe(run.context, run.server_stats)
+
+
+@pytest.fixture
+def cache_bench(request: pytest.FixtureRequest, _cachecheck_database: None) -> CacheBench:
+    """Cold-vs-warm speedup (``speedup``) and concurrent load runs (``load``)."""
+    run = _run(request.config)
+    assert run.context is not None
+    return CacheBench(run.context, observing=run.settings.monitor)
 
 
 @pytest.fixture

@@ -2,9 +2,19 @@
 
 from __future__ import annotations
 
-from . import forbid, hit_rate, latency, ttl
+from . import forbid, hit_rate, invalidation, latency, speedup, ttl
 from .base import Check, CheckResult, TestContext
 
-CHECKS: dict[str, Check] = {check.spec.name: check for check in (hit_rate.CHECK, latency.CHECK, ttl.CHECK, forbid.CHECK)}
+CHECKS: dict[str, Check] = {
+    check.spec.name: check
+    for check in (
+        hit_rate.CHECK,
+        latency.CHECK,
+        ttl.CHECK,
+        forbid.CHECK,
+        invalidation.CHECK,
+        speedup.CHECK,
+    )
+}
 
 __all__ = ["CHECKS", "Check", "CheckResult", "TestContext"]

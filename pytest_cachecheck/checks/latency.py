@@ -79,13 +79,15 @@ def _server_note(context: TestContext, events: Sequence[Event]) -> str:
     usec = sum(stats.usec.get(name, 0) for name in names)
     if not calls:
         return ""
-    return f"; server-side execution {usec / calls / 1000:.3f} ms per call over {calls} calls (the rest is network/client)"
+    per_call = usec / calls / 1000
+    return f"; server-side execution {per_call:.3f} ms per call over {calls} calls (the rest is network and client)"
 
 
 def evaluate(context: TestContext, params: dict[str, Any]) -> CheckResult:
     pattern, command = params["pattern"], params["command"]
     events = select(context.monitor.events, pattern, command)
-    where = (f"{command} " if command else "") + (f"commands on keys matching {pattern!r}" if pattern != "*" else "commands")
+    keys = f"commands on keys matching {pattern!r}" if pattern != MATCH_ALL else "commands"
+    where = f"{command} {keys}" if command else keys
     durations = sorted(event.duration_ms for event in events)
     metrics: dict[str, Any] = {"samples": len(durations)}
     if not durations:

@@ -101,7 +101,7 @@ class QuantileBounds:
 def quantile_bounds(
     sorted_values: Sequence[float], q: float, lower_confidence: float, upper_confidence: float
 ) -> QuantileBounds:
-    """The q-quantile of sorted samples with a lower bound at ``lower_confidence`` and an upper at ``upper_confidence``."""
+    """The q-quantile of sorted samples, its lower bound at ``lower_confidence``, its upper at ``upper_confidence``."""
     n = len(sorted_values)
     if n == 0:
         raise ValueError("quantile of no values")

@@ -149,7 +149,9 @@ def evaluate(context: TestContext, params: dict[str, Any]) -> CheckResult:
     }
     problems = []
     if required and without:
-        problems.append(f"{len(without)} of {len(present)} {where} written in this test have no TTL: {_listing(without)}")
+        problems.append(
+            f"{len(without)} of {len(present)} {where} written in this test have no TTL: {_listing(without)}"
+        )
     if too_short:
         problems.append(
             f"{len(too_short)} key(s) have a TTL below min_s={low:g}: "

@@ -1,0 +1,359 @@
+"""Invalidation: how soon a write becomes visible, and whether invalidating costs O(1).
+
+``cache_invalidation.measure(write, read, expect)`` times write start -> end of the first
+read that returns ``expect`` (the visibility latency) and records what the write sent
+to Redis. ``cache_invalidation.scaling(populate, invalidate, sizes)`` fills the cache to
+each size and records, per size, the commands and keys ``invalidate`` touched (exact,
+deterministic) and its time (median of interleaved repetitions), then fits the log-log
+slope of time against size. The marker ``cache_invalidation(max_ms, *, o1=False)``
+judges both. A KEYS or SCAN based invalidation touches more keys or sends more
+commands as the cache grows, which the command counts show without any timing noise.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import Counter
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from time import perf_counter_ns
+from typing import Any
+
+from ..config import MarkerSpec, Param
+from ..observe.commands import classify
+from ..observe.instrument import intercepting, state
+from ..observe.server_stats import ServerStats, ServerStatsProbe, difference
+from .base import FAILED, PASSED, Check, CheckResult, Measurement, TestContext
+from .drive import Call, Procedure, Sleep, drive, is_async
+from .statistics import loglog_slope
+
+O1_MAX_SLOPE = 0.25
+DEFAULT_SIZES = (100, 1_000, 10_000, 100_000)
+_POLL_SPIN_NS = 1_000_000  # poll without pausing for the first millisecond
+_POLL_MAX_PAUSE_S = 0.001  # then pause 5% of the elapsed time, at most 1 ms: error <= 5% or 1 ms
+DATA_MEASURE = "invalidation"
+DATA_SCALING = "invalidation_scaling"
+
+
+class CommandRecorder:
+    """Interceptor that collects what every observed command did during a span, from any thread."""
+
+    def __init__(self) -> None:
+        self.commands: list[tuple[str, tuple[str, ...], tuple[str, ...]]] = []
+        self.busy_ns = 0
+        self._local = threading.local()
+
+    def before(self, commands: list[tuple[Any, ...]]) -> None:
+        self._local.start = perf_counter_ns()
+        self._local.pending = len(commands)
+
+    async def before_async(self, commands: list[tuple[Any, ...]]) -> None:
+        self.before(commands)
+
+    def after(self, args: tuple[Any, ...], reply: Any) -> None:
+        self.commands.append(classify(args, reply))
+        pending = getattr(self._local, "pending", 1) - 1
+        self._local.pending = pending
+        if pending == 0:
+            self.busy_ns += perf_counter_ns() - getattr(self._local, "start", perf_counter_ns())
+
+    def names(self) -> Counter[str]:
+        return Counter(command for command, _, _ in self.commands)
+
+    def keys(self) -> tuple[str, ...]:
+        return tuple(dict.fromkeys(key for _, keys, _ in self.commands for key in keys))
+
+
+def _observing() -> bool:
+    return state.log is not None
+
+
+@dataclass(frozen=True)
+class Visibility:
+    """One ``measure()``: visibility latency and what the write sent to Redis."""
+
+    visible: bool
+    latency_ms: float  # write start -> end of the first fresh read (when not visible: time waited)
+    write_ms: float
+    reads: int
+    last_value: Any
+    commands: Counter[str] | None  # client-side commands the write issued (None: not observed)
+    keys: tuple[str, ...]
+    client_ms: float
+    server: ServerStats | None = None  # server-side during the write and the polling reads
+
+    def describe(self) -> str:
+        if self.commands is None:
+            sent = "commands not observed (--cache-no-monitor)"
+        else:
+            names = ", ".join(f"{name} {count}" for name, count in self.commands.most_common(4)) or "none"
+            sent = (
+                f"the write sent {sum(self.commands.values())} commands ({names}) touching {len(self.keys)} keys "
+                f"in {self.client_ms:.3f} ms"
+            )
+        server = f"; {self.server.describe()} (write and polling reads)" if self.server is not None else ""
+        return f"{sent}{server}"
+
+
+@dataclass(frozen=True)
+class ScalingRow:
+    size: int
+    commands: int | None  # client-side commands invalidate() sent (most over repetitions)
+    keys: int | None  # distinct keys it touched
+    names: Counter[str]
+    server_calls: int | None  # server-side calls, Lua included (real-server backends)
+    times_ms: tuple[float, ...]
+
+    @property
+    def median_ms(self) -> float:
+        ordered = sorted(self.times_ms)
+        middle = len(ordered) // 2
+        return ordered[middle] if len(ordered) % 2 else (ordered[middle - 1] + ordered[middle]) / 2
+
+    def describe(self) -> str:
+        if self.commands is None:
+            sent = "commands not observed"
+        else:
+            names = ", ".join(f"{name} {count}" for name, count in self.names.most_common(3))
+            sent = f"{self.commands} commands ({names}), {self.keys} keys"
+        server = f", {self.server_calls} server-side calls" if self.server_calls is not None else ""
+        return f"{self.size}: {sent}{server}, {self.median_ms:.3f} ms"
+
+
+@dataclass(frozen=True)
+class Scaling:
+    """Invalidation cost per cache size and the log-log slope of its time."""
+
+    rows: tuple[ScalingRow, ...]
+    slope: float
+    problems: tuple[str, ...] = field(default=())
+
+    @property
+    def is_o1(self) -> bool:
+        return not self.problems
+
+    def table(self) -> str:
+        return "; ".join(row.describe() for row in self.rows)
+
+
+def o1_problems(rows: Sequence[ScalingRow], slope: float) -> tuple[str, ...]:
+    """Why the rows do not show O(1) invalidation (empty when they do)."""
+    problems = []
+    for label, values in (
+        ("client-side commands", [row.commands for row in rows]),
+        ("keys touched", [row.keys for row in rows]),
+        ("server-side calls", [row.server_calls for row in rows]),
+    ):
+        known = [value for value in values if value is not None]
+        if len(known) == len(values) and len(set(known)) > 1:
+            problems.append(f"{label} grow with the cache ({' -> '.join(str(value) for value in known)})")
+    if slope >= O1_MAX_SLOPE:
+        problems.append(f"time slope {slope:.2f} on log-log axes (O(1) needs < {O1_MAX_SLOPE})")
+    return tuple(problems)
+
+
+class InvalidationProbe:
+    """The ``cache_invalidation`` fixture."""
+
+    def __init__(self, context: TestContext, server_stats: ServerStatsProbe | None = None) -> None:
+        self._context = context
+        self._server_stats = server_stats
+
+    # ------------------------------------------------------------ measure
+    def measure(self, write: Callable[[], Any], read: Callable[[], Any], expect: Any, timeout_ms: float = 1000) -> Any:
+        """Perform ``write``, then ``read`` until it returns ``expect``; returns a ``Visibility``.
+
+        With ``async def`` callables it returns a coroutine: ``await cache_invalidation.measure(...)``.
+        """
+        if not callable(write) or not callable(read):
+            raise TypeError("cache_invalidation.measure: 'write' and 'read' must be callables taking no arguments")
+        if not isinstance(timeout_ms, (int, float)) or isinstance(timeout_ms, bool) or timeout_ms <= 0:
+            raise ValueError(f"cache_invalidation.measure: 'timeout_ms' must be a number > 0, got {timeout_ms!r}")
+        procedure = self._measure(write, read, expect, timeout_ms)
+        return drive(procedure, is_async(write, read), "cache_invalidation.measure")
+
+    def _measure(
+        self, write: Callable[[], Any], read: Callable[[], Any], expect: Any, timeout_ms: float
+    ) -> Procedure[Visibility]:
+        before = self._server_stats.counters() if self._server_stats is not None else None
+        recorder = CommandRecorder()
+        observing = _observing()
+        with intercepting(recorder):
+            start = perf_counter_ns()
+            yield Call(write)
+            write_end = perf_counter_ns()
+        deadline = start + int(timeout_ms * 1e6)
+        reads, value, now = 0, None, write_end
+        while True:
+            value = yield Call(read)
+            reads += 1
+            now = perf_counter_ns()
+            if value == expect or now >= deadline:
+                break
+            elapsed = now - start
+            if elapsed > _POLL_SPIN_NS:
+                yield Sleep(min(elapsed * 0.05 / 1e9, _POLL_MAX_PAUSE_S))
+        server = None
+        if before is not None and self._server_stats is not None:
+            after = self._server_stats.counters()
+            server = difference(before, after) if after is not None else None
+        result = Visibility(
+            visible=value == expect,
+            latency_ms=(now - start) / 1e6,
+            write_ms=(write_end - start) / 1e6,
+            reads=reads,
+            last_value=value,
+            commands=recorder.names() if observing else None,
+            keys=recorder.keys(),
+            client_ms=recorder.busy_ns / 1e6,
+            server=server,
+        )
+        self._context.data[DATA_MEASURE].append(result)
+        self._context.measurements.append(
+            Measurement("invalidation_ms", result.latency_ms, result.keys, {"visible": result.visible})
+        )
+        return result
+
+    # ------------------------------------------------------------ scaling
+    def scaling(
+        self,
+        populate: Callable[[int], Any],
+        invalidate: Callable[[], Any],
+        sizes: Sequence[int] = DEFAULT_SIZES,
+        repeats: int = 5,
+    ) -> Any:
+        """At each size: ``populate(size)`` (excluded from assertions), then time ``invalidate()``.
+
+        Sizes are visited in alternating order on each repetition, so drift (a warming
+        machine, a growing database) does not tilt the slope. Returns a ``Scaling``; with
+        ``async def`` callables, a coroutine.
+        """
+        if not callable(populate) or not callable(invalidate):
+            raise TypeError(
+                "cache_invalidation.scaling: 'populate' (fn(size)) and 'invalidate' (fn()) must be callables"
+            )
+        checked = tuple(sizes)
+        if len(set(checked)) < 2 or any(not isinstance(size, int) or size < 1 for size in checked):
+            raise ValueError(
+                "cache_invalidation.scaling: 'sizes' must hold at least two different whole numbers >= 1, "
+                f"got {sizes!r}"
+            )
+        if not isinstance(repeats, int) or repeats < 1:
+            raise ValueError(f"cache_invalidation.scaling: 'repeats' must be a whole number >= 1, got {repeats!r}")
+        procedure = self._scaling(populate, invalidate, tuple(sorted(set(checked))), repeats)
+        return drive(procedure, is_async(populate, invalidate), "cache_invalidation.scaling")
+
+    def _scaling(
+        self, populate: Callable[[int], Any], invalidate: Callable[[], Any], sizes: tuple[int, ...], repeats: int
+    ) -> Procedure[Scaling]:
+        times: dict[int, list[float]] = {size: [] for size in sizes}
+        counts: dict[int, list[tuple[int, int, Counter[str]]]] = {size: [] for size in sizes}
+        server_calls: dict[int, list[int]] = {size: [] for size in sizes}
+        observing = _observing()
+        for repetition in range(repeats):
+            for size in sizes if repetition % 2 == 0 else reversed(sizes):
+                with self._context.monitor.warmup():
+                    yield Call(populate, (size,))
+                before = self._server_stats.counters() if self._server_stats is not None else None
+                recorder = CommandRecorder()
+                with intercepting(recorder):
+                    start = perf_counter_ns()
+                    yield Call(invalidate)
+                    elapsed = perf_counter_ns() - start
+                times[size].append(elapsed / 1e6)
+                counts[size].append((len(recorder.commands), len(recorder.keys()), recorder.names()))
+                after = self._server_stats.counters() if before is not None and self._server_stats else None
+                if before is not None and after is not None:
+                    server_calls[size].append(difference(before, after).total_calls)
+        rows = tuple(
+            ScalingRow(
+                size=size,
+                commands=max(count for count, _, _ in counts[size]) if observing else None,
+                keys=max(keys for _, keys, _ in counts[size]) if observing else None,
+                names=max(counts[size], key=lambda entry: entry[0])[2],
+                server_calls=max(server_calls[size]) if len(server_calls[size]) == repeats else None,
+                times_ms=tuple(times[size]),
+            )
+            for size in sizes
+        )
+        slope = loglog_slope([row.size for row in rows], [row.median_ms for row in rows])
+        result = Scaling(rows, slope, o1_problems(rows, slope))
+        self._context.data[DATA_SCALING].append(result)
+        return result
+
+
+# ---------------------------------------------------------------- marker
+
+
+def _something_to_check(bound: dict[str, Any]) -> str | None:
+    if bound["max_ms"] is None and not bound["o1"]:
+        return "give max_ms (a ceiling on visibility latency) and/or o1=True, e.g. cache_invalidation(10, o1=True)"
+    return None
+
+
+SPEC = MarkerSpec(
+    name="cache_invalidation",
+    params=(
+        Param("max_ms", "number", positional=True, default=None, low=0, low_open=True),
+        Param("o1", "bool", default=False),
+    ),
+    help="every visibility latency measured with cache_invalidation.measure() is <= max_ms; "
+    "o1=True: cache_invalidation.scaling() shows constant commands and keys and a time slope < 0.25",
+    extra_check=_something_to_check,
+)
+
+
+def _check_latency(results: Sequence[Visibility], max_ms: float) -> str | None:
+    if not results:
+        return (
+            f"max_ms={max_ms:g} needs a visibility latency, but cache_invalidation.measure(write, read, expect) "
+            "was never called in this test"
+        )
+    unseen = [result for result in results if not result.visible]
+    if unseen:
+        first = unseen[0]
+        return (
+            f"{len(unseen)} of {len(results)} writes never became visible: after {first.latency_ms:.1f} ms and "
+            f"{first.reads} reads the cache still returned {first.last_value!r}; {first.describe()}"
+        )
+    worst = max(results, key=lambda result: result.latency_ms)
+    if worst.latency_ms > max_ms:
+        over = sum(result.latency_ms > max_ms for result in results)
+        return (
+            f"visibility latency {worst.latency_ms:.3f} ms is above max_ms={max_ms:g} "
+            f"({over} of {len(results)} measurements over; write took {worst.write_ms:.3f} ms, "
+            f"{worst.reads} reads until fresh); {worst.describe()}"
+        )
+    return None
+
+
+def evaluate(context: TestContext, params: dict[str, Any]) -> CheckResult:
+    max_ms, o1 = params["max_ms"], params["o1"]
+    results: list[Visibility] = context.data.get(DATA_MEASURE) or []
+    scalings: list[Scaling] = context.data.get(DATA_SCALING) or []
+    metrics: dict[str, Any] = {}
+    if results:
+        metrics["invalidation_ms"] = max(result.latency_ms for result in results)
+    problems = []
+    if max_ms is not None:
+        problem = _check_latency(results, max_ms)
+        if problem:
+            problems.append(problem)
+    if o1:
+        if not scalings:
+            problems.append("o1=True needs cache_invalidation.scaling(populate, invalidate, sizes) in the test")
+        for scaling in scalings:
+            metrics["slope"] = scaling.slope
+            if not scaling.is_o1:
+                problems.append(f"not O(1): {'; '.join(scaling.problems)}; per size: {scaling.table()}")
+    if problems:
+        return CheckResult(SPEC.name, FAILED, "cache_invalidation: " + "; ".join(problems), metrics)
+    parts = []
+    if results:
+        parts.append(f"{len(results)} visibility latencies <= {max_ms:g} ms" if max_ms is not None else "")
+    if scalings:
+        parts.append(f"O(1): slope {scalings[-1].slope:.2f}, per size: {scalings[-1].table()}")
+    return CheckResult(SPEC.name, PASSED, "cache_invalidation: " + "; ".join(part for part in parts if part), metrics)
+
+
+CHECK = Check(SPEC, evaluate)
