@@ -238,7 +238,7 @@ class CacheConsistency:
         self._versions: dict[Any, Iterator[int]] = {}
         self._recorded: list[Operation] = []
         self._checked_upto = 0
-        self._recorded_report: ConsistencyReport | None = None
+        self._recorded_entry: tuple[ConsistencyReport, Measurement | None] | None = None
         self.reports: list[ConsistencyReport] = []
         if context is not None:
             context.data[RECORDERS_KEY].append(self)
@@ -549,15 +549,14 @@ class CacheConsistency:
     def check(self, max_staleness_ms: float | None = None) -> ConsistencyReport:
         """Check everything recorded so far; the report replaces this fixture's previous one."""
         report = check_history(list(self._recorded), max_staleness_ms=self._bound(max_staleness_ms))
-        if self._recorded_report is not None and self._context is not None:
-            reports = self._context.data[DATA_KEY]
-            self._context.data[DATA_KEY] = [item for item in reports if item is not self._recorded_report]
+        if self._recorded_entry is not None and self._context is not None:
+            previous_report, previous_measurement = self._recorded_entry
+            self._context.data[DATA_KEY] = [item for item in self._context.data[DATA_KEY] if item is not previous_report]
             self._context.measurements[:] = [
-                item for item in self._context.measurements if item.detail.get("report") is not self._recorded_report
+                item for item in self._context.measurements if item is not previous_measurement
             ]
-        self._recorded_report = report
         self._checked_upto = len(self._recorded)
-        self._register(report)
+        self._recorded_entry = (report, self._register(report))
         return report
 
     def flush(self) -> None:
@@ -567,19 +566,20 @@ class CacheConsistency:
 
     # ------------------------------------------------------------ registration
 
-    def _register(self, report: ConsistencyReport) -> None:
+    def _register(self, report: ConsistencyReport) -> Measurement | None:
+        """Into the test's context: the report for the marker, a measurement for run-wide targets."""
         self.reports.append(report)
         if self._context is None:
-            return
+            return None
         self._context.data[DATA_KEY].append(report)
-        self._context.measurements.append(
-            Measurement(
-                "stale_reads",
-                report.violation_count,
-                self._redis_keys_during(report.history),
-                detail={"report": report, "reads": report.reads, "nines": report.nines},
-            )
+        measurement = Measurement(
+            "stale_reads",
+            report.violation_count,
+            self._redis_keys_during(report.history),
+            detail={"reads": report.reads, "stale": report.stale_reads, "seed": report.seed},
         )
+        self._context.measurements.append(measurement)
+        return measurement
 
     def _redis_keys_during(self, history: Sequence[Operation]) -> tuple[str, ...]:
         """Redis keys the code under test touched while the history was made (for target patterns)."""

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import heapq
 import math
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from operator import itemgetter, le
 from typing import Any, NamedTuple
@@ -162,7 +162,10 @@ class Divergence:
                 _show(key) for key, ttl in self.ttl_ms.items() if ttl == -1
             )
         else:
-            ttl = "stale until TTL: " + ", ".join(f"{_show(key)} expires in {ttl} ms" for key, ttl in self.ttl_ms.items())
+            ttl = "stale until TTL: " + ", ".join(
+                f"{_show(key)} expires in {ttl} ms" if ttl >= 0 else f"{_show(key)} already gone"
+                for key, ttl in self.ttl_ms.items()
+            )
         age = f" {self.age_ms:.1f} ms after the last write was acknowledged" if self.age_ms is not None else ""
         return (
             f"after quiescence key {_show(self.key)} still serves {_show(self.served)} instead of "
@@ -234,7 +237,10 @@ class ConsistencyReport:
             f"staleness worst {self.worst_staleness_ms:.3f} ms, p99 {self.p99_staleness_ms:.3f} ms ({bound})"
         )
         if self.divergences:
-            text += f"; {self.diverged} of {len(self.divergences)} keys still stale after the run"
+            text += (
+                f"; after the run {len(self.divergences)} keys served an older value, "
+                f"{self.diverged} of them beyond the bound"
+            )
         return text
 
     def format(self, examples: int = 3) -> str:
@@ -274,10 +280,13 @@ def _canonical(value: Any) -> Any:
 
 
 def _diverges_beyond(age_ms: float | None, ttl_ms: dict[str, int], bound_ms: float) -> bool:
-    """Stale beyond the bound unless age + remaining TTL (1 ms resolution) provably fits in it."""
-    if age_ms is None or not ttl_ms or any(ttl < 0 for ttl in ttl_ms.values()):
+    """Stale beyond the bound unless age + remaining TTL (1 ms resolution) provably fits in it.
+
+    A key already gone (TTL -2) has stopped serving the old value: only its age counts.
+    """
+    if age_ms is None or not ttl_ms or any(ttl == -1 for ttl in ttl_ms.values()):
         return True
-    return age_ms + max(ttl_ms.values()) - 1 > bound_ms
+    return age_ms + max(max(ttl_ms.values()) - 1, 0) > bound_ms
 
 
 _SUSPECT = (_NEVER, -_NEVER)  # fails the fast test, so the read goes to the careful path
