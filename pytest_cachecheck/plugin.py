@@ -14,10 +14,10 @@ import pytest
 from . import config as config_module
 from .backends.process import stop_all
 from .checks import CHECKS
+from .checks.consistency import CacheConsistency, marker_bound, terminal_progress
 from .checks.invalidation import InvalidationProbe
 from .checks.speedup import CacheBench
 from .faults import CacheFaults
-
 from .observe import instrument
 from .observe.monitor import CacheMonitor
 from .observe.summary import RunSummary
@@ -215,3 +215,15 @@ def cache_faults(request: pytest.FixtureRequest) -> CacheFaults:
 
     return CacheFaults(started_backend, monitored=run.settings.monitor)
 
+
+@pytest.fixture
+def cache_consistency(
+    request: pytest.FixtureRequest, cache_server: CacheServer, _cachecheck_database: None
+) -> CacheConsistency:
+    """Stale-read detector: ``run(read, write, ...)`` drives the cache; ``read()``/``write()`` record."""
+    return CacheConsistency(
+        _run(request.config).context,
+        client_factory=cache_server.client,
+        progress=terminal_progress(request.config),
+        default_max_staleness_ms=marker_bound(request.node),
+    )
