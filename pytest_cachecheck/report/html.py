@@ -149,6 +149,7 @@ def _measurement_charts(report: dict[str, Any]) -> list[str]:
             y_label="invalidation ms",
             log_x=False,
             markers=True,
+            integers=True,
             ceiling=ceiling,
         )
         blocks.append(f"<div><h2>Invalidation latency</h2>{chart}</div>")
@@ -160,6 +161,8 @@ def _measurement_charts(report: dict[str, Any]) -> list[str]:
             y_label="stale reads",
             log_x=False,
             markers=True,
+            lines=False,
+            integers=True,
             ceiling=_target_limit(report, "*", "stale_reads"),
         )
         blocks.append(f"<div><h2>Staleness</h2>{chart}</div>")

@@ -83,15 +83,20 @@ def line_chart(
     log_y: bool = False,
     y_max: float | None = None,
     markers: bool = False,
+    lines: bool = True,
+    integers: bool = False,
     ceiling: float | None = None,
     width: int = 500,
     height: int = 300,
 ) -> str:
-    """Lines (or dots with ``markers``) for several series on shared axes; ``ceiling`` draws a limit."""
+    """Several series on shared axes: ``lines`` joins points, ``markers`` dots them; ``ceiling`` draws a limit.
+
+    ``integers`` keeps linear-axis ticks on whole numbers (counts, measurement numbers).
+    """
     points = [point for item in series for point in item.points]
     if not points:
         return ""
-    left, right, top, bottom = 64, 16, 12, 44
+    left, right, top, bottom = 64, 30, 12, 44
     legend_height = 18 * math.ceil(len(series) / 3)
     plot_w, plot_h = width - left - right, height - top - bottom
     xs = [x for x, _ in points if not log_x or x > 0]
@@ -100,12 +105,12 @@ def line_chart(
         ys.append(ceiling)
     x_low, x_high = min(xs), max(xs)
     y_low, y_high = (min(ys), max(ys)) if log_y else (0.0, y_max if y_max is not None else max(ys) * 1.1 or 1.0)
-    if log_x and x_high <= x_low * 1.01:
-        x_low, x_high = x_low / 2, x_high * 2
-    if log_y and y_high <= y_low * 1.01:
-        y_low, y_high = y_low / 2, y_high * 2
-    if not log_x and x_high == x_low:
-        x_low, x_high = x_low - 1, x_high + 1
+    if log_x:
+        x_low, x_high = (x_low / 2, x_high * 2) if x_high <= x_low * 1.01 else (x_low / 1.1, x_high * 1.1)
+    if log_y:
+        y_low, y_high = (y_low / 2, y_high * 2) if y_high <= y_low * 1.01 else (y_low / 1.1, y_high * 1.1)
+    if not log_x and (integers or x_high == x_low):
+        x_low, x_high = x_low - 0.5, x_high + 0.5
 
     def scale(value: float, low: float, high: float, log: bool) -> float:
         if log:
@@ -124,8 +129,8 @@ def line_chart(
         f'viewBox="0 0 {width} {total_height}" width="{width}" height="{total_height}" {FONT}>',
         f'<rect x="{left}" y="{top}" width="{plot_w}" height="{plot_h}" fill="#fafafa" stroke="#e5e7eb"/>',
     ]
-    x_ticks = [t for t in _log_ticks(x_low, x_high) if x_low <= t <= x_high] if log_x else _linear(x_low, x_high)
-    y_ticks = [t for t in _log_ticks(y_low, y_high) if y_low <= t <= y_high] if log_y else _linear(y_low, y_high)
+    x_ticks = _ticks(x_low, x_high, log_x, integers)
+    y_ticks = _ticks(y_low, y_high, log_y, integers)
     for tick in x_ticks:
         x = px(tick)
         parts.append(f'<line x1="{x:.1f}" y1="{top}" x2="{x:.1f}" y2="{top + plot_h}" stroke="#e5e7eb"/>')
@@ -157,7 +162,7 @@ def line_chart(
         coords = [(px(x), py(y)) for x, y in usable]
         if markers:
             parts.extend(f'<circle cx="{x:.1f}" cy="{y:.1f}" r="3.5" fill="{colour}"/>' for x, y in coords)
-        if len(coords) > 1:
+        if lines and len(coords) > 1:
             path = " ".join(f"{x:.1f},{y:.1f}" for x, y in coords)
             parts.append(f'<polyline points="{path}" fill="none" stroke="{colour}" stroke-width="2"/>')
         lx = left + (index % 3) * (plot_w / 3)
@@ -169,9 +174,20 @@ def line_chart(
     return "".join(parts)
 
 
-def _linear(low: float, high: float) -> list[float]:
+def _ticks(low: float, high: float, log: bool, integers: bool) -> list[float]:
+    """Powers of ten on a log axis when at least two fit, else round linear steps."""
+    if log:
+        powers = [tick for tick in _log_ticks(low, high) if low <= tick <= high]
+        if len(powers) >= 2:
+            return powers
+    return [tick for tick in _linear(low, high, integers) if low <= tick <= high]
+
+
+def _linear(low: float, high: float, integers: bool = False) -> list[float]:
     span = high - low
     step = 10 ** math.floor(math.log10(span / 4)) if span > 0 else 1
+    if integers:
+        step = max(step, 1)
     for factor in (1, 2, 5, 10):
         if span / (step * factor) <= 6:
             step *= factor
