@@ -9,8 +9,8 @@ import subprocess
 import sys
 
 import pytest
-
 from docker_support import docker_engine_or_skip, docker_image_or_skip
+
 from pytest_cachecheck.backends.docker import (
     LABEL,
     LABEL_HOST,
@@ -53,8 +53,9 @@ def test_container_per_run_isolated_labelled_and_removed(pytester: pytest.Pytest
             assert cache_redis.dbsize() == 0
         """
     )
-    result = pytester.runpytest_subprocess("-p", "no:cacheprovider", "-s", "--cache-backend", "docker",
-                                           "--cache-image", image)
+    result = pytester.runpytest_subprocess(
+        "-p", "no:cacheprovider", "-s", "--cache-backend", "docker", "--cache-image", image
+    )
     result.assert_outcomes(passed=2)
     owner, port = map(int, re.search(r"OWNER (\d+) PORT (\d+)", result.stdout.str()).groups())
     client = docker_engine_or_skip()
@@ -110,7 +111,9 @@ def test_missing_image_and_unreachable_engine_are_one_line_errors(pytester: pyte
     unreachable = pytester.runpytest("-p", "no:cacheprovider", "--cache-backend", "docker")
     unreachable.assert_outcomes(errors=1)
     unreachable.stdout.fnmatch_lines(
-        ["*cache backend 'docker': --cache-backend docker: no Docker engine answers at unix://*no-engine.sock (*); "
-         "start dockerd (`bash scripts/docker-redis-image.sh` starts one and builds a local image) or use "
-         "--cache-backend server"]
+        [
+            "*cache backend 'docker': --cache-backend docker: no Docker engine answers at unix://*no-engine.sock (*); "
+            "start dockerd (`bash scripts/docker-redis-image.sh` starts one and builds a local image) or use "
+            "--cache-backend server"
+        ]
     )

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import pytest
-
 from docker_support import docker_image_or_skip
 
 APP = """

@@ -22,8 +22,9 @@ import subprocess
 import sys
 import time
 import uuid
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import redis
 import redis.asyncio
@@ -99,7 +100,9 @@ def engine() -> Any:
 def sweep_leftovers(client: Any) -> int:
     """Remove containers of ours whose owner process is gone (a run killed by SIGKILL); returns how many."""
     removed = 0
-    leftovers = client.containers.list(all=True, filters={"label": [f"{LABEL}=1", f"{LABEL_HOST}={socket.gethostname()}"]})
+    leftovers = client.containers.list(
+        all=True, filters={"label": [f"{LABEL}=1", f"{LABEL_HOST}={socket.gethostname()}"]}
+    )
     for container in leftovers:
         if owner_alive(container.labels):
             continue
