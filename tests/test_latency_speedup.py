@@ -1,0 +1,264 @@
+"""End to end: cache_latency ceilings, cache_bench.speedup / load and the cache_speedup marker."""
+
+from __future__ import annotations
+
+import pytest
+
+# A read-through cache. SlowHitConnection is a proxy that holds every value read for 20 ms (inside
+# the Redis command, where the plugin times it); misses and writes go through at once.
+LAYERS = """
+import time
+
+import redis
+
+
+class SlowHitConnection(redis.Connection):
+    def read_response(self, *args, **kwargs):
+        response = super().read_response(*args, **kwargs)
+        if isinstance(response, bytes) and response != b"OK":
+            time.sleep(0.020)
+        return response
+
+
+def client(url, slow_hits=False):
+    if slow_hits:
+        return redis.Redis.from_url(url, connection_class=SlowHitConnection)
+    return redis.Redis.from_url(url)
+
+
+def spin(seconds):
+    \"\"\"Stand-in for a database query or rendering: CPU work, like the real thing.\"\"\"
+    end = time.perf_counter() + seconds
+    while time.perf_counter() < end:
+        pass
+
+
+class ProductPage:
+    \"\"\"Cold: query (2 ms) + render (1 ms); warm: render only -> a real ~3x speedup.\"\"\"
+
+    def __init__(self, client, store=True):
+        self.client, self.store = client, store
+
+    def get(self, product_id):
+        key = f"product:{product_id}"
+        data = self.client.get(key)
+        if data is None:
+            spin(0.002)
+            data = f"product {product_id}".encode()
+            if self.store:
+                self.client.set(key, data, ex=300)
+        spin(0.001)
+        return data
+
+    def clear(self, product_id):
+        self.client.delete(f"product:{product_id}")
+"""
+
+
+@pytest.fixture
+def project(pytester: pytest.Pytester) -> pytest.Pytester:
+    pytester.makepyfile(layers=LAYERS)
+    return pytester
+
+
+def run(project: pytest.Pytester, *args: str) -> pytest.RunResult:
+    return project.runpytest("-p", "no:cacheprovider", "--cache-backend", "server", *args)
+
+
+def test_latency_ceiling_fails_a_slow_layer_and_passes_a_healthy_one(project: pytest.Pytester) -> None:
+    project.makepyfile(
+        test_latency="""
+        import pytest
+        from layers import ProductPage, client
+
+        def browse(page):
+            for request in range(120):
+                page.get(request % 10)
+
+        @pytest.mark.cache_latency(p95_ms=5)
+        def test_healthy(cache_url):
+            browse(ProductPage(client(cache_url)))
+
+        @pytest.mark.cache_latency(p95_ms=5)
+        def test_slow_hits(cache_url):
+            browse(ProductPage(client(cache_url, slow_hits=True)))
+
+        @pytest.mark.cache_latency(max_ms=15, pattern="product:*", command="get")
+        def test_slow_hits_max(cache_url):
+            browse(ProductPage(client(cache_url, slow_hits=True)))
+        """
+    )
+    result = run(project, "-v")
+    result.assert_outcomes(passed=1, failed=2)
+    result.stdout.fnmatch_lines(
+        [
+            "*test_healthy PASSED*",
+            "*cache_latency: p95 2*.* ms is above the ceiling 5 ms (lower bound 2*.* ms at 99.9% confidence; "
+            "slowest: GET product:* (110)*); over 130 commands; server-side execution 0.0* ms per call*",
+            "*cache_latency: max 2*.* ms is above the ceiling 15 ms (110 commands over it: GET product:* (110)); "
+            "over 120 GET commands on keys matching 'product:*'*",
+        ]
+    )
+    # On a loaded machine the healthy p95 may come close to 5 ms: then it is a warning, never a failure.
+
+
+def test_too_few_samples_is_a_warning_not_a_failure(project: pytest.Pytester) -> None:
+    project.makepyfile(
+        test_few="""
+        import pytest
+
+        @pytest.mark.cache_latency(p99_ms=50)
+        def test_few(cache_redis):
+            for index in range(20):
+                cache_redis.get(f"k{index}")
+        """
+    )
+    result = run(project)
+    result.assert_outcomes(passed=1, warnings=1)
+    result.stdout.fnmatch_lines(
+        [
+            "*InconclusiveCheckWarning: cache_latency inconclusive: p99 * ms vs ceiling 50 ms: 20 samples are too "
+            "few to show it below the ceiling (needs >= 299)*",
+        ]
+    )
+
+
+def test_latency_marker_arguments(project: pytest.Pytester) -> None:
+    project.makepyfile(
+        test_bad="""
+        import pytest
+
+        @pytest.mark.cache_latency()
+        def test_no_ceiling():
+            pass
+
+        @pytest.mark.cache_latency(p95_ms="5")
+        def test_text():
+            pass
+
+        @pytest.mark.cache_latency(p95_ms=5)
+        def test_no_commands():
+            pass
+        """
+    )
+    result = project.runpytest("-p", "no:cacheprovider")
+    result.assert_outcomes(failed=1, errors=2)
+    result.stdout.fnmatch_lines(
+        [
+            "*@pytest.mark.cache_latency: give at least one ceiling: p50_ms, p95_ms, p99_ms or max_ms*",
+            "*@pytest.mark.cache_latency: argument 'p95_ms' must be a number > 0, got '5'",
+            "*cache_latency: no commands were observed*",
+        ]
+    )
+
+
+def test_speedup_of_a_real_cache_passes_and_a_no_op_cache_fails(project: pytest.Pytester) -> None:
+    project.makepyfile(
+        test_speedup="""
+        import pytest
+        from layers import ProductPage, client
+
+        @pytest.mark.cache_speedup(2)
+        def test_real_cache(cache_url, cache_bench):
+            page = ProductPage(client(cache_url))
+            result = cache_bench.speedup(lambda: page.get(1), cold=lambda: page.clear(1))
+            assert 2.2 < result.ratio < 4.5, result.describe()
+            assert result.low <= result.ratio <= result.high and result.warm_misses == 0
+
+        @pytest.mark.cache_speedup(2)
+        def test_no_op_cache(cache_url, cache_bench):
+            page = ProductPage(client(cache_url), store=False)
+            cache_bench.speedup(lambda: page.get(1), cold=lambda: page.clear(1))
+
+        @pytest.mark.cache_speedup(2)
+        def test_not_measured(cache_url):
+            pass
+        """
+    )
+    result = run(project, "-v")
+    result.assert_outcomes(passed=1, failed=2)
+    result.stdout.fnmatch_lines(
+        [
+            "*test_real_cache PASSED*",
+            "*cache_speedup: speedup *x (99% CI *x-*x) over 21 rounds: cold * ms, warm * ms, warm calls read 0 hits "
+            "/ 21 misses is below the minimum 2x; the warm calls never hit the cache",
+            "*cache_speedup: no speedup was measured; call cache_bench.speedup(call, cold) in the test",
+        ]
+    )
+
+
+def test_load_run_reports_percentiles_and_hit_rate(project: pytest.Pytester) -> None:
+    """The FastAPI report's claim as a test: 30 concurrent users, p99 <= 10 ms... and the hit rate."""
+    project.makepyfile(
+        test_load="""
+        import asyncio
+        import pytest
+        import redis.asyncio
+        from layers import client
+
+        @pytest.mark.cache_hit_rate(0.9)
+        @pytest.mark.cache_latency(p99_ms=100)
+        def test_threads(cache_url, cache_bench):
+            redis_client = client(cache_url)
+
+            def endpoint():
+                value = redis_client.get("stats")
+                if value is None:
+                    redis_client.set("stats", b"42", ex=30)
+                return value
+
+            result = cache_bench.load(endpoint, concurrency=30, requests=600)
+            assert len(result.latencies_ms) == 600 and result.errors == 0
+            assert result.p50_ms <= result.p95_ms <= result.p99_ms <= result.p999_ms <= result.max_ms
+            assert 0.9 <= result.hit_rate < 1 and result.misses >= 1
+            assert result.bounds(0.99).upper is not None
+            print(result.describe())
+
+        def test_tasks_and_errors(cache_url, cache_bench):
+            async def scenario():
+                redis_client = redis.asyncio.Redis.from_url(cache_url)
+                calls = 0
+
+                async def endpoint():
+                    nonlocal calls
+                    calls += 1
+                    if calls % 10 == 0:
+                        raise ConnectionError("backend down")
+                    return await redis_client.get("stats")
+
+                result = await cache_bench.load(endpoint, concurrency=8, requests=200)
+                await redis_client.aclose()
+                return result
+
+            result = asyncio.run(scenario())
+            assert (result.errors, len(result.latencies_ms)) == (20, 180)
+            assert result.first_error == "ConnectionError: backend down"
+            assert result.hit_rate == 0.0
+        """
+    )
+    result = run(project, "-s")
+    result.assert_outcomes(passed=2)
+    result.stdout.fnmatch_lines(["*600 requests, 30 concurrent, * req/s: p50 * ms, p95 * ms, p99 * ms, p99.9 * ms, *"])
+
+
+def test_bench_argument_errors(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(
+        test_bad="""
+        import pytest
+
+        def test_bad(cache_bench):
+            with pytest.raises(ValueError, match="'rounds' must be a whole number >= 3, got 1"):
+                cache_bench.speedup(lambda: None, lambda: None, rounds=1)
+            with pytest.raises(ValueError, match="'concurrency' must be a whole number >= 1, got 0"):
+                cache_bench.load(lambda: None, concurrency=0)
+            with pytest.raises(TypeError, match="'call' and 'cold' must be callables"):
+                cache_bench.speedup(None, lambda: None)
+
+        @pytest.mark.cache_speedup(0)
+        def test_zero():
+            pass
+        """
+    )
+    result = pytester.runpytest("-p", "no:cacheprovider")
+    result.assert_outcomes(passed=1, errors=1)
+    result.stdout.fnmatch_lines(["*@pytest.mark.cache_speedup: argument 'min' must be a number > 0, got 0"])
