@@ -284,3 +284,201 @@ def test_buggy_layers_fail_and_correct_layers_pass(zoo: pytest.Pytester, backend
     for pattern in set(BUGGY.values()):
         result.stdout.fnmatch_lines([f"*redis: * {pattern} *"])
     assert text.count("to cache_consistency.run() to replay these delays") == len(BUGGY)
+
+
+ASYNC_LAYERS = """
+import asyncio
+
+
+class AsyncCacheAside:
+    '''Cache-aside over redis.asyncio; the source of truth is a dict the event loop owns.'''
+
+    def __init__(self, client, locked_fill=False):
+        self.r, self.rows, self.locked_fill = client, {}, locked_fill
+        self.locks = {}
+
+    async def read(self, key):
+        value = await self.r.get(f"cache:{key}")
+        if value is None:
+            if self.locked_fill:
+                async with self.locks.setdefault(key, asyncio.Lock()):
+                    value = self.rows.get(key)
+                    await self.r.set(f"cache:{key}", value)
+            else:
+                value = self.rows.get(key)
+                await self.r.set(f"cache:{key}", value)
+        return value
+
+    async def write(self, key, value):
+        if self.locked_fill:
+            async with self.locks.setdefault(key, asyncio.Lock()):
+                self.rows[key] = value
+                await self.r.set(f"cache:{key}", value)
+        else:
+            self.rows[key] = value
+            await self.r.delete(f"cache:{key}")
+"""
+
+
+def test_async_callables_run_as_concurrent_tasks(zoo: pytest.Pytester) -> None:
+    zoo.makepyfile(async_layers=ASYNC_LAYERS)
+    zoo.makepyfile(
+        test_async="""
+        import pytest
+        from async_layers import AsyncCacheAside
+
+        @pytest.mark.cache_no_stale_reads
+        def test_race(cache_consistency, cache_redis_async):
+            layer = AsyncCacheAside(cache_redis_async)
+            report = cache_consistency.run(layer.read, layer.write, ops=1500, seed=7)
+            assert report.amplified and report.seed == 7
+
+        @pytest.mark.cache_no_stale_reads
+        def test_locked(cache_consistency, cache_redis_async):
+            layer = AsyncCacheAside(cache_redis_async, locked_fill=True)
+            report = cache_consistency.run(layer.read, layer.write, ops=600, threads=8)
+            assert report.reads > 400
+            assert {op.process for op in report.history if op.kind == "read"} == {f"task-{n}" for n in range(1, 9)}
+        """
+    )
+    result = zoo.runpytest("-p", "no:cacheprovider")
+    result.assert_outcomes(passed=1, failed=1)
+    result.stdout.fnmatch_lines(["*_ test_race _*", "cache_no_stale_reads: [1-9]* stale*", "*task-*redis: *"])
+    result.stdout.fnmatch_lines(["*seed 7: pass seed=7 to cache_consistency.run() to replay these delays*"])
+
+
+def test_record_mode_checks_the_tests_own_threads(zoo: pytest.Pytester) -> None:
+    zoo.makepyfile(
+        test_record="""
+        import threading
+        import time
+
+        import pytest
+        from zoo import Database, NoInvalidation, WriteThroughLocked
+
+        def workload(cache_consistency, layer, rounds=40):
+            def writer():
+                for number in range(rounds):
+                    value = f"v{number}"
+                    with cache_consistency.write("k", value):
+                        layer.write("k", value)
+                    time.sleep(0.0005)  # let the readers in between writes
+
+            def reader():
+                for _ in range(rounds):
+                    with cache_consistency.read("k") as record:
+                        record.value = layer.read("k")
+
+            with cache_consistency.write("k", "seed"):
+                layer.write("k", "seed")
+            with cache_consistency.read("k") as record:
+                record.value = layer.read("k")
+            threads = [threading.Thread(target=writer)] + [threading.Thread(target=reader) for _ in range(3)]
+            for thread in threads:
+                thread.start()
+            for thread in threads:
+                thread.join()
+
+        @pytest.mark.cache_no_stale_reads
+        def test_correct(cache_consistency, cache_redis):
+            workload(cache_consistency, WriteThroughLocked(cache_redis, Database()))
+            report = cache_consistency.check()
+            assert report.ok and report.reads == 121 and report.writes == 41
+
+        @pytest.mark.cache_no_stale_reads
+        def test_buggy_checked_by_the_marker_alone(cache_consistency, cache_redis):
+            workload(cache_consistency, NoInvalidation(cache_redis, Database()))
+
+        def test_read_without_value(cache_consistency):
+            with cache_consistency.read("k"):
+                pass
+        """
+    )
+    result = zoo.runpytest("-p", "no:cacheprovider")
+    result.assert_outcomes(passed=1, failed=2)
+    result.stdout.fnmatch_lines(
+        [
+            "*_ test_buggy_checked_by_the_marker_alone _*",
+            "cache_no_stale_reads: [1-9]* stale, 0 phantom, 0 future reads in 121 reads of 1 keys (41 writes)*",
+            "counterexample 1: stale read of key 'k': returned 'seed' (write #1), but write #2 ('v0')*",
+        ]
+    )
+    result.stdout.fnmatch_lines(["*ValueError: cache_consistency.read('k'): set .value on the record*"])
+
+
+def test_marker_without_history_and_bad_arguments_fail_in_one_line(zoo: pytest.Pytester) -> None:
+    zoo.makepyfile(
+        test_misuse="""
+        import pytest
+
+        @pytest.mark.cache_no_stale_reads
+        def test_nothing_recorded(cache_redis):
+            cache_redis.set("a", 1)
+
+        @pytest.mark.cache_no_stale_reads(max_staleness_ms=-5)
+        def test_negative_bound(cache_consistency):
+            pass
+
+        @pytest.mark.cache_no_stale_reads(10)
+        def test_positional(cache_consistency):
+            pass
+
+        def test_bad_run_argument(cache_consistency):
+            cache_consistency.run(lambda key: None, lambda key, value: None, threads=0)
+        """
+    )
+    result = zoo.runpytest("-p", "no:cacheprovider")
+    result.assert_outcomes(failed=2, errors=2)  # marker arguments are checked at set-up
+    result.stdout.fnmatch_lines(["*cache_no_stale_reads: no history was recorded; drive the cache with*"])
+    result.stdout.fnmatch_lines(
+        ["*@pytest.mark.cache_no_stale_reads: argument 'max_staleness_ms' must be a number >= 0, got -5*"]
+    )
+    result.stdout.fnmatch_lines(["*@pytest.mark.cache_no_stale_reads: takes 0 positional argument(s), got 1*"])
+    result.stdout.fnmatch_lines(["*ValueError: cache_consistency.run: threads must be a whole number >= 1, got 0*"])
+    assert "Traceback" not in result.stdout.str()
+
+
+def test_stale_reads_feed_run_wide_targets(zoo: pytest.Pytester) -> None:
+    zoo.makepyprojecttoml(
+        """
+        [[tool.cachecheck.target]]
+        name = "profiles"
+        pattern = "cache:*"
+        stale_reads = 0
+        """
+    )
+    zoo.makepyfile(
+        test_targets="""
+        from zoo import Database, NoInvalidation
+
+        def test_buggy_without_marker(cache_consistency, cache_redis):
+            db = Database()
+            layer = NoInvalidation(cache_redis, db)
+            report = cache_consistency.run(layer.read, layer.write, ops=200, truth=db.get)
+            assert report.stale_reads > 0
+        """
+    )
+    result = zoo.runpytest("-p", "no:cacheprovider", "--cache-targets")
+    assert result.ret != 0
+    result.stdout.fnmatch_lines(
+        ["profiles: stale_reads *<= 0  missed", "*worst * in test_targets.py::test_buggy_without_marker"]
+    )
+
+
+def test_delay_schedule_replays_from_the_seed() -> None:
+    from pytest_cachecheck.checks.consistency import Amplification, _Schedule
+
+    commands = [[("GET", "cache:k")], [("SET", "cache:k", "v")], [("GET", "cache:j")], [("DEL", "cache:j")]] * 50
+
+    def delays(seed: int) -> list[float]:
+        schedule = _Schedule("thread-1", seed, Amplification(), is_async=False)
+        drawn = []
+        for batch in commands:
+            schedule.missed = batch[0][0] == "SET"  # a fill after a miss
+            drawn.append(schedule.delay_before(batch))
+            drawn.append(schedule.delay_after(("delete",) if batch[0][0] == "DEL" else ("hit",)))
+        return drawn
+
+    assert delays(42) == delays(42)
+    assert delays(42) != delays(43)
+    assert any(delays(42)) and not all(delays(42))
