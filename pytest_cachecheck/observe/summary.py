@@ -74,6 +74,12 @@ class LatencyHistogram:
             if value > self.max_ns:
                 self.max_ns = value
 
+    def add_buckets(self, buckets: Counter[int], max_ns: int) -> None:
+        """Add durations already bucketed with ``bucket_of`` (one test's, counted in one pass)."""
+        self.buckets.update(buckets)
+        self.count += sum(buckets.values())
+        self.max_ns = max(self.max_ns, max_ns)
+
     def merge(self, other: LatencyHistogram) -> None:
         self.buckets.update(other.buckets)
         self.count += other.count
@@ -149,13 +155,18 @@ class MetricAggregate:
 class _TestGroup:
     """One test's events for one pattern or shape, before they are folded into the run."""
 
-    __slots__ = ("outcomes", "durations", "commands", "miss_shapes")
+    __slots__ = ("outcomes", "buckets", "max_ns", "commands", "miss_shapes")
 
     def __init__(self) -> None:
         self.outcomes: Counter[str] = Counter()
-        self.durations: list[int] = []
+        self.buckets: Counter[int] = Counter()
+        self.max_ns = 0
         self.commands: Counter[str] = Counter()
         self.miss_shapes: Counter[str] = Counter()
+
+    def add_durations(self, durations: list[int], buckets: list[int]) -> None:
+        self.buckets.update(buckets)
+        self.max_ns = max(self.max_ns, max(durations))
 
 
 @dataclass
@@ -195,7 +206,7 @@ class PatternSummary:
         self.deletes += outcomes[DELETE]
         self.errors += outcomes[ERROR]
         self.commands.update(group.commands)
-        self.latency.record_many(group.durations)
+        self.latency.add_buckets(group.buckets, group.max_ns)
         self.miss_shapes.update(group.miss_shapes)
 
     def add_measurement(self, aggregate: MetricAggregate) -> None:
@@ -308,53 +319,98 @@ class RunSummary:
         measurements: Sequence[Any] = (),
         checks: Sequence[dict[str, Any]] = (),
     ) -> dict[str, Any]:
-        """Fold one finished test in; returns its own metrics (for ``user_properties`` and reports)."""
+        """Fold one finished test in; returns its own metrics (for ``user_properties`` and reports).
+
+        Single-key commands (nearly all) are first grouped by (key shape, matching
+        target patterns, command, outcome), which takes one cached lookup per command;
+        the per-group bookkeeping then runs once per distinct combination, a handful
+        per test, rather than once per command.
+        """
         self.test_count += 1
         everything = _TestGroup()
         groups: dict[tuple[bool, str], _TestGroup] = {}
+        combined: dict[tuple[str, tuple[str, ...], str, str], list[int]] = {}
+        key_cache, classify_key = self._key_cache, self._classify_key
+        durations: list[int] = []
         for event in events:
-            everything.outcomes.update(event.outcomes)
-            everything.durations.append(event.duration_ns)
-            everything.commands[event.command] += 1
-            touched: set[tuple[bool, str]] = set()
-            for key, outcome in zip(event.keys, event.outcomes):
-                shape, patterns = self._classify_key(key)
-                if outcome == MISS:
-                    everything.miss_shapes[shape] += 1
-                for group_id in ((True, shape), *((False, pattern) for pattern in patterns)):
-                    group = groups.get(group_id)
-                    if group is None:
-                        group = groups[group_id] = _TestGroup()
-                    group.outcomes[outcome] += 1
-                    if outcome == MISS and not group_id[0]:
-                        group.miss_shapes[shape] += 1
-                    if group_id not in touched:
-                        touched.add(group_id)
-                        group.durations.append(event.duration_ns)
-                        group.commands[event.command] += 1
+            duration = event.duration_ns
+            durations.append(duration)
+            keys = event.keys
+            if len(keys) == 1:
+                shape, patterns = key_cache.get(keys[0]) or classify_key(keys[0])
+                entry = (shape, patterns, event.command, event.outcomes[0])
+                same = combined.get(entry)
+                if same is None:
+                    combined[entry] = [duration]
+                else:
+                    same.append(duration)
+            else:
+                everything.outcomes.update(event.outcomes)
+                everything.commands[event.command] += 1
+                if keys:
+                    self._add_multi_key(event, everything, groups)
+                else:
+                    everything.buckets[bucket_of(duration)] += 1
+        all_buckets = everything.buckets
+        for (shape, patterns, command, outcome), group_durations in combined.items():
+            count = len(group_durations)
+            buckets = [bucket_of(duration) for duration in group_durations]
+            all_buckets.update(buckets)
+            everything.outcomes[outcome] += count
+            everything.commands[command] += count
+            if outcome == MISS:
+                everything.miss_shapes[shape] += count
+            for group_id in ((True, shape), *((False, pattern) for pattern in patterns)):
+                group = groups.get(group_id) or groups.setdefault(group_id, _TestGroup())
+                group.outcomes[outcome] += count
+                group.commands[command] += count
+                group.add_durations(group_durations, buckets)
+                if outcome == MISS and not group_id[0]:
+                    group.miss_shapes[shape] += count
+        if durations:
+            everything.max_ns = max(durations)
         self.patterns[MATCH_ALL].add_group(everything)
         for (is_shape, name), group in groups.items():
             (self._shape_summary(name) if is_shape else self.patterns[name]).add_group(group)
         self._add_ttl(events, records)
         self._add_measurements(nodeid, measurements)
-        metrics = _test_metrics(everything)
+        metrics = _test_metrics(everything.outcomes, durations)
         if events or checks or measurements:
             self.tests.append({"nodeid": nodeid, "metrics": metrics, "checks": list(checks)})
         return metrics
 
+    def _add_multi_key(self, event: Event, everything: _TestGroup, groups: dict[tuple[bool, str], _TestGroup]) -> None:
+        """MGET, DEL a b ...: each key's outcome counts; the command and its duration once per group."""
+        touched: set[tuple[bool, str]] = set()
+        bucket = bucket_of(event.duration_ns)
+        everything.buckets[bucket] += 1
+        for key, outcome in zip(event.keys, event.outcomes):
+            shape, patterns = self._classify_key(key)
+            if outcome == MISS:
+                everything.miss_shapes[shape] += 1
+            for group_id in ((True, shape), *((False, pattern) for pattern in patterns)):
+                group = groups.get(group_id) or groups.setdefault(group_id, _TestGroup())
+                group.outcomes[outcome] += 1
+                if outcome == MISS and not group_id[0]:
+                    group.miss_shapes[shape] += 1
+                if group_id not in touched:
+                    touched.add(group_id)
+                    group.commands[event.command] += 1
+                    group.add_durations([event.duration_ns], [bucket])
+
     def _add_ttl(self, events: Sequence[Event], records: Sequence[RawEvent]) -> None:
-        if not any(WRITE in event.outcomes for event in events):
+        written = {key for event in events if WRITE in event.outcomes for key in event.keys}
+        if not written:
             return
         without = keys_without_ttl(events, records)
-        written = {key for event in events if WRITE in event.outcomes for key in event.keys}
-        for pattern, summary in self.patterns.items():
-            if pattern == MATCH_ALL:
-                summary.add_ttl(len(written), without)
-            else:
-                summary.add_ttl(
-                    sum(1 for key in written if pattern in self._classify_key(key)[1]),
-                    [key for key in without if pattern in self._classify_key(key)[1]],
-                )
+        self.patterns[MATCH_ALL].add_ttl(len(written), without)
+        if len(self.patterns) == 1:
+            return
+        written_per_pattern: Counter[str] = Counter()
+        for key in written:
+            written_per_pattern.update(self._classify_key(key)[1])
+        for pattern, count in written_per_pattern.items():
+            self.patterns[pattern].add_ttl(count, [key for key in without if pattern in self._classify_key(key)[1]])
 
     def _add_measurements(self, nodeid: str, measurements: Sequence[Any]) -> None:
         for measurement in measurements:
@@ -412,18 +468,18 @@ class RunSummary:
         return summary
 
 
-def _test_metrics(group: _TestGroup) -> dict[str, Any]:
+def _test_metrics(outcomes: Counter[str], durations: list[int]) -> dict[str, Any]:
     """One test's own numbers: what ``user_properties`` (JUnit) and the report's test list carry."""
-    hits, misses = group.outcomes[HIT], group.outcomes[MISS]
+    hits, misses = outcomes[HIT], outcomes[MISS]
     metrics: dict[str, Any] = {
-        "commands": len(group.durations),
+        "commands": len(durations),
         "reads": hits + misses,
         "hits": hits,
         "misses": misses,
         "hit_rate": round(hits / (hits + misses), 6) if hits + misses else None,
     }
-    if group.durations:
-        ordered = sorted(group.durations)
+    if durations:
+        ordered = sorted(durations)
         metrics["p99_ms"] = round(ordered[max(0, math.ceil(0.99 * len(ordered)) - 1)] / 1e6, 6)
         metrics["max_ms"] = round(ordered[-1] / 1e6, 6)
     return metrics

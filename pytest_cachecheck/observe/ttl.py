@@ -38,6 +38,8 @@ _MOVES_TO_SECOND = frozenset({"SMOVE", "LMOVE", "RPOPLPUSH", "PFMERGE"})
 
 def _words(args: tuple[Any, ...], start: int) -> tuple[str, ...]:
     """Option words of a command (``EX``, ``KEEPTTL`` ...), upper-cased text."""
+    if len(args) <= start:
+        return ()
     return tuple(key_text(arg).upper() for arg in args[start:])
 
 

@@ -1,0 +1,110 @@
+"""What run-wide targets and reports cost on a large run.
+
+2,000 tests, each issuing 100 commands on the fake backend, run as
+``pytest --cache-targets --cache-report r.json --cache-report r.html`` and as
+``pytest --cache-no-monitor`` (no observation, no report). Runs alternate, the
+median of each is compared in the same machine and moment, as a ratio.
+
+Goals: added wall time <= 10 % and report writing <= 1 s.
+
+    python benchmarks/bench_report_overhead.py [--tests 2000] [--commands 100] [--repeat 3]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import statistics
+import subprocess
+import sys
+import tempfile
+import textwrap
+import time
+from pathlib import Path
+
+TARGETS = """
+[[tool.cachecheck.target]]
+name = "users"
+pattern = "user:*"
+hit_rate = 0.4
+p99_ms = 50
+keys_without_ttl = 0
+
+[[tool.cachecheck.target]]
+name = "everything"
+hit_rate = 0.4
+"""
+
+TESTS = """
+import pytest
+
+@pytest.mark.parametrize("n", range({tests}))
+def test_workload(cache_redis, n):
+    for i in range({commands} // 2):
+        key = f"user:{{n}}:{{i % 20}}"
+        if cache_redis.get(key) is None:
+            cache_redis.set(key, "profile", ex=60)
+        else:
+            cache_redis.expire(key, 60)
+"""
+
+OBSERVED = ("--cache-targets", "--cache-report", "r.json", "--cache-report", "r.html")
+BASELINE = ("--cache-no-monitor",)
+
+
+def run_once(project: Path, options: tuple[str, ...]) -> tuple[float, float | None]:
+    """Wall time of one pytest run and the report-writing time it printed."""
+    env = {name: value for name, value in os.environ.items() if name != "GITHUB_STEP_SUMMARY"}
+    started = time.perf_counter()
+    result = subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-p", "no:randomly", *options],
+        cwd=project,
+        capture_output=True,
+        text=True,
+        env=env,
+    )
+    elapsed = time.perf_counter() - started
+    if result.returncode != 0:
+        raise SystemExit(f"pytest {' '.join(options)} failed:\n{result.stdout[-3000:]}\n{result.stderr[-2000:]}")
+    written = re.search(r"cache report written in ([0-9.]+) s", result.stdout)
+    return elapsed, float(written.group(1)) if written else None
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--tests", type=int, default=2000)
+    parser.add_argument("--commands", type=int, default=100)
+    parser.add_argument("--repeat", type=int, default=3)
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory(prefix="cachecheck-bench-") as folder:
+        project = Path(folder)
+        (project / "pyproject.toml").write_text(TARGETS, encoding="utf-8")
+        (project / "test_workload.py").write_text(
+            textwrap.dedent(TESTS.format(tests=args.tests, commands=args.commands)), encoding="utf-8"
+        )
+        run_once(project, BASELINE)  # warm the file-system and import caches
+        baseline, observed, writes = [], [], []
+        for _ in range(args.repeat):
+            baseline.append(run_once(project, BASELINE)[0])
+            elapsed, write = run_once(project, OBSERVED)
+            observed.append(elapsed)
+            writes.append(write or 0.0)
+        report_size = sum((project / name).stat().st_size for name in ("r.json", "r.html"))
+    base, full, write = statistics.median(baseline), statistics.median(observed), max(writes)
+    ratio = full / base
+    print(f"{args.tests} tests x {args.commands} commands, fake backend, median of {args.repeat} alternating runs")
+    print()
+    print(f"{'run':<52} {'wall s':>8} {'runs (s)':>24}")
+    print(f"{'--cache-no-monitor (baseline)':<52} {base:>8.2f} {' '.join(f'{v:.2f}' for v in baseline):>24}")
+    print(f"{'--cache-targets --cache-report r.json r.html':<52} {full:>8.2f} {' '.join(f'{v:.2f}' for v in observed):>24}")
+    print()
+    print(f"{'measure':<40} {'value':>10} {'goal':>10} {'status':>8}")
+    print(f"{'added wall time (ratio to baseline)':<40} {ratio:>10.3f} {'<= 1.100':>10} {'ok' if ratio <= 1.10 else 'MISSED':>8}")
+    print(f"{'report writing, slowest run (s)':<40} {write:>10.3f} {'<= 1.000':>10} {'ok' if write <= 1.0 else 'MISSED':>8}")
+    print(f"{'report files (JSON + HTML, KiB)':<40} {report_size / 1024:>10.0f} {'-':>10} {'':>8}")
+    return 0 if ratio <= 1.10 and write <= 1.0 else 1
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
