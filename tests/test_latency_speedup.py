@@ -93,9 +93,9 @@ def test_latency_ceiling_fails_a_slow_layer_and_passes_a_healthy_one(project: py
     result.stdout.fnmatch_lines(
         [
             "*test_healthy PASSED*",
-            "*cache_latency: p95 2*.* ms is above the ceiling 5 ms (lower bound 2*.* ms at 99.9% confidence; "
-            "slowest: GET product:* (110)*); over 130 commands; server-side execution 0.0* ms per call*",
-            "*cache_latency: max 2*.* ms is above the ceiling 15 ms (110 commands over it: GET product:* (110)); "
+            "*cache_latency: p95 * ms is above the ceiling 5 ms (lower bound * ms at 99.9% confidence; "
+            "slowest: GET product:* (*); over 130 commands; server-side execution 0.0* ms per call*",
+            "*cache_latency: max * ms is above the ceiling 15 ms (110 commands over it: GET product:* (110)); "
             "over 120 GET commands on keys matching 'product:*'*",
         ]
     )
@@ -162,7 +162,7 @@ def test_speedup_of_a_real_cache_passes_and_a_no_op_cache_fails(project: pytest.
         def test_real_cache(cache_url, cache_bench):
             page = ProductPage(client(cache_url))
             result = cache_bench.speedup(lambda: page.get(1), cold=lambda: page.clear(1))
-            assert 2.2 < result.ratio < 4.5, result.describe()
+            assert result.ratio > 1.5, result.describe()
             assert result.low <= result.ratio <= result.high and result.warm_misses == 0
 
         @pytest.mark.cache_speedup(2)
@@ -197,7 +197,6 @@ def test_load_run_reports_percentiles_and_hit_rate(project: pytest.Pytester) -> 
         from layers import client
 
         @pytest.mark.cache_hit_rate(0.9)
-        @pytest.mark.cache_latency(p99_ms=100)
         def test_threads(cache_url, cache_bench):
             redis_client = client(cache_url)
 
