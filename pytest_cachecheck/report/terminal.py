@@ -6,6 +6,7 @@ a TTY (or with ``--color=yes``).
 
 from __future__ import annotations
 
+import textwrap
 from collections.abc import Sequence
 from typing import Any, Protocol
 
@@ -146,5 +147,5 @@ def write_verdict(tr: TerminalWriter, targets: Sequence[dict[str, Any]]) -> None
     for row in missed:
         line = f"  {row['name']} {row['metric']} {row['value_text']} (target {row['limit_text']}): {row['status']}"
         tr.write_line(line, red=True)
-        if row["detail"]:
-            tr.write_line(f"    {row['detail']}")
+        for detail_line in textwrap.wrap(row["detail"], WIDTH, initial_indent="    ", subsequent_indent="    "):
+            tr.write_line(detail_line)
