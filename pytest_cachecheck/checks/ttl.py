@@ -27,6 +27,7 @@ from .base import FAILED, PASSED, Check, CheckResult, TestContext
 _SCRIPTS = ("EVAL", "EVALSHA", "FCALL")  # not the *_RO variants: they cannot write
 _BATCH = 1000
 _EXAMPLES = 5
+_CLOCK_SLACK_MS = 2  # the server reads its clock in whole milliseconds at the write and at PTTL
 NO_TTL = -1
 GONE = -2
 
@@ -99,8 +100,8 @@ def read_ttls(client: Any, keys: Sequence[WrittenKey]) -> list[KeyTtl]:
                     KeyTtl(
                         written.key,
                         pttl,
-                        (pttl + (read_start - written.write_end_ns) / 1e6) / 1000,
-                        (pttl + (read_end - written.write_start_ns) / 1e6) / 1000,
+                        (pttl - _CLOCK_SLACK_MS + (read_start - written.write_end_ns) / 1e6) / 1000,
+                        (pttl + _CLOCK_SLACK_MS + (read_end - written.write_start_ns) / 1e6) / 1000,
                     )
                 )
     return found

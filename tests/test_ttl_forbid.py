@@ -1,0 +1,205 @@
+"""End to end: cache_ttl reads real TTLs; cache_forbid sees commands inside Lua; server-side stats."""
+
+from __future__ import annotations
+
+from collections import Counter
+
+import pytest
+
+from pytest_cachecheck.observe.server_stats import ServerCounters, difference, parse_counters
+
+
+def run(pytester: pytest.Pytester, *args: str) -> pytest.RunResult:
+    return pytester.runpytest("-p", "no:cacheprovider", *args)
+
+
+def test_ttl_marker(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(
+        test_ttl="""
+        import pytest
+
+        @pytest.mark.cache_ttl(max_s=600)
+        def test_set_without_ex(cache_redis):
+            cache_redis.set("user:1:profile", b"a", ex=300)
+            cache_redis.set("user:2:profile", b"b")
+            cache_redis.hset("user:3:tags", "x", 1)
+
+        @pytest.mark.cache_ttl(min_s=30, max_s=600)
+        def test_bounds(cache_redis):
+            cache_redis.set("page:home", b"a", ex=3600)
+            cache_redis.set("page:about", b"b", px=500)
+            cache_redis.set("page:faq", b"c", ex=30)  # exactly min_s: passes however long the test takes
+
+        @pytest.mark.cache_ttl(max_s=600)
+        def test_expire_after_write_and_deleted_keys(cache_redis):
+            cache_redis.set("a", 1)
+            cache_redis.expire("a", 60)
+            cache_redis.set("gone", 1)
+            cache_redis.delete("gone")
+
+        @pytest.mark.cache_ttl(pattern="session:*", required=False, max_s=60)
+        def test_pattern_and_optional(cache_redis):
+            cache_redis.set("config", 1)
+            cache_redis.set("session:1", 1)
+            cache_redis.set("session:2", 1, ex=30)
+
+        @pytest.mark.cache_ttl()
+        def test_no_writes(cache_redis):
+            cache_redis.get("x")
+
+        @pytest.mark.cache_ttl(min_s=10, max_s=1)
+        def test_bad_order():
+            pass
+        """
+    )
+    result = run(pytester, "-v")
+    result.assert_outcomes(passed=2, failed=3, errors=1)
+    result.stdout.fnmatch_lines_random(
+        [
+            "*test_expire_after_write_and_deleted_keys PASSED*",
+            "*test_pattern_and_optional PASSED*",
+            "*cache_ttl: 2 of 3 keys written in this test have no TTL: user:2:profile, user:3:tags",
+            "*cache_ttl: 1 key(s) have a TTL below min_s=30: page:about (0.5* s); "
+            "1 key(s) have a TTL above max_s=600: page:home (3600 s)",
+            "*cache_ttl: no writes of keys were observed in this test, so no TTL could be checked",
+            "*@pytest.mark.cache_ttl: 'min_s' (10) must not be greater than 'max_s' (1)",
+        ]
+    )
+
+
+def test_ttl_set_inside_lua_counts(pytester: pytest.Pytester) -> None:
+    """The TTL is read from the server, so an EXPIRE done by a script is seen; a script's SET without one too."""
+    pytester.makepyfile(
+        test_lua="""
+        import pytest
+
+        SET_WITH_TTL = "redis.call('SET', KEYS[1], ARGV[1]); return redis.call('EXPIRE', KEYS[1], 60)"
+
+        @pytest.mark.cache_ttl(max_s=120)
+        def test_script_sets_ttl(cache_redis):
+            cache_redis.eval(SET_WITH_TTL, 1, "report:1", "data")
+
+        @pytest.mark.cache_ttl()
+        def test_script_forgets_ttl(cache_redis):
+            cache_redis.eval("return redis.call('SET', KEYS[1], ARGV[1])", 1, "report:2", "data")
+        """
+    )
+    result = run(pytester, "--cache-backend", "server")
+    result.assert_outcomes(passed=1, failed=1)
+    result.stdout.fnmatch_lines(["*cache_ttl: 1 of 1 keys written in this test have no TTL: report:2"])
+
+
+FORBID_TESTS = """
+import pytest
+
+@pytest.mark.cache_forbid("KEYS", "flushall")
+def test_keys_in_lua(cache_redis):
+    cache_redis.set("item:1", 1)
+    cache_redis.eval("for _, k in ipairs(redis.call('KEYS', 'item:*')) do redis.call('DEL', k) end", 0)
+
+@pytest.mark.cache_forbid("KEYS")
+def test_keys_from_client(cache_redis):
+    cache_redis.keys("item:*")
+
+@pytest.mark.cache_forbid("KEYS", "FLUSHALL")
+def test_clean(cache_redis):
+    cache_redis.set("item:1", 1)
+    cache_redis.delete("item:1")
+
+@pytest.mark.cache_forbid("CONFIG")
+def test_subcommands(cache_redis):
+    cache_redis.config_get("maxmemory")
+
+@pytest.mark.cache_forbid()
+def test_no_command():
+    pass
+
+@pytest.mark.cache_forbid("KEYS *")
+def test_not_a_command():
+    pass
+"""
+
+
+def test_forbid_sees_keys_inside_eval_on_the_server_backend(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(test_forbid=FORBID_TESTS)
+    result = run(pytester, "--cache-backend", "server", "-v")
+    result.assert_outcomes(passed=1, failed=3, errors=2)
+    result.stdout.fnmatch_lines_random(
+        [
+            "*test_clean PASSED*",
+            "*cache_forbid: KEYS ran 1 time(s) on the server but never from the client: inside Lua scripts or "
+            "functions (1 script call(s) observed client-side)",
+            "*cache_forbid: KEYS issued 1 time(s) by the client (first: KEYS)",
+            "*cache_forbid: CONFIG issued 1 time(s) by the client (first: CONFIG GET)",
+            "*@pytest.mark.cache_forbid: give at least one command*",
+            "*@pytest.mark.cache_forbid: argument 'KEYS [*]' must be a Redis command name such as 'KEYS'*",
+        ]
+    )
+
+
+def test_forbid_on_the_fake_backend_sees_client_commands_only(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(test_forbid=FORBID_TESTS)
+    result = run(pytester, "-k", "client or clean")
+    result.assert_outcomes(passed=1, failed=1, deselected=4)
+    result.stdout.fnmatch_lines(["*cache_forbid: KEYS issued 1 time(s) by the client*"])
+
+
+def test_server_stats_are_recorded_per_test(pytester: pytest.Pytester) -> None:
+    """``TestContext.data["server_stats"]``: keyspace hits and misses, calls per command, Lua included."""
+    pytester.makeconftest(
+        """
+        import pytest
+        from pytest_cachecheck.plugin import RUN_KEY
+
+        SEEN = {}
+
+        @pytest.hookimpl(wrapper=True)
+        def pytest_runtest_call(item):
+            result = yield
+            SEEN[item.name] = item.config.stash[RUN_KEY].context.data.get("server_stats")
+            return result
+
+        def pytest_sessionfinish(session):
+            stats = SEEN["test_reads"][-1]
+            print("STATS", stats.keyspace_hits, stats.keyspace_misses, stats.calls["GET"], stats.calls["EVAL"])
+            print("DESCRIBE", stats.describe())
+            print("EMPTY", SEEN["test_nothing"][-1].total_calls)
+        """
+    )
+    pytester.makepyfile(
+        test_stats="""
+        def test_reads(cache_redis):
+            cache_redis.set("a", 1)
+            cache_redis.get("a")
+            cache_redis.get("missing")
+            cache_redis.eval("redis.call('GET', 'a'); return redis.call('GET', 'nope')", 0)
+
+        def test_nothing(cache_redis):
+            pass
+        """
+    )
+    result = run(pytester, "--cache-backend", "server", "-s")
+    result.assert_outcomes(passed=2)
+    result.stdout.fnmatch_lines(
+        [
+            "*STATS 2 2 4 1",
+            "DESCRIBE server-side: 6 commands (GET 4, *) in * ms, keyspace 2 hits / 2 misses",
+            "EMPTY 0",
+        ]
+    )
+
+
+def test_parse_counters_sums_cluster_nodes_and_ignores_info() -> None:
+    node = {"cmdstat_get": {"calls": 3, "usec": 30}, "cmdstat_config|set": {"calls": 1, "usec": 5}}
+    single = parse_counters({"keyspace_hits": 4, "keyspace_misses": 1}, node)
+    assert single.calls == Counter({"GET": 3, "CONFIG SET": 1})
+    cluster = parse_counters(
+        {"n1": {"keyspace_hits": 4, "keyspace_misses": 1}, "n2": {"keyspace_hits": 1, "keyspace_misses": 0}},
+        {"n1": node, "n2": {"cmdstat_get": {"calls": 2, "usec": 10}, "cmdstat_info": {"calls": 9, "usec": 90}}},
+    )
+    assert (cluster.keyspace_hits, cluster.keyspace_misses) == (5, 1)
+    assert cluster.calls["GET"] == 5
+    empty = ServerCounters(0, 0, Counter(), Counter())
+    delta = difference(empty, cluster)
+    assert "INFO" not in delta.calls and delta.count("CONFIG") == 1 and delta.total_ms == pytest.approx(0.045)
+    assert delta.hit_rate == pytest.approx(5 / 6)
