@@ -122,13 +122,13 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> Iterator[N
     elif run is not None:
         report = finish_run(run.summary, run.settings, config.invocation_params.dir)
         config.stash[REPORT_KEY] = report
-        if report.missed and session.exitstatus == pytest.ExitCode.OK:
+        if report.failed and session.exitstatus == pytest.ExitCode.OK:
             session.exitstatus = pytest.ExitCode.TESTS_FAILED
     result = yield
     finished = config.stash.get(REPORT_KEY, None)
     reporter = config.pluginmanager.get_plugin("terminalreporter")
-    if finished is not None and finished.results and reporter is not None:
-        terminal.write_verdict(reporter, finished.report["targets"])
+    if finished is not None and reporter is not None:
+        terminal.write_verdict(reporter, finished.report["targets"], finished.problems)
     return result
 
 

@@ -289,3 +289,13 @@ def test_unknown_report_suffix_is_a_usage_error(pytester: pytest.Pytester) -> No
     result = pytester.runpytest("--cache-report=r.txt")
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     result.stderr.fnmatch_lines(["ERROR: --cache-report: expected a path ending in .json, .md or .html, got 'r.txt'"])
+
+
+def test_report_that_cannot_be_written_is_one_line_and_fails_the_run(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(test_app="def test_it(cache_redis):\n    cache_redis.get('k')\n")
+    (pytester.path / "blocker").write_text("a file, not a folder", encoding="utf-8")
+    result = pytester.runpytest("--cache-report", "blocker/r.json")
+    result.assert_outcomes(passed=1)
+    assert result.ret == pytest.ExitCode.TESTS_FAILED
+    assert result.stdout.lines[-1].startswith("cachecheck: --cache-report blocker/r.json: could not write it: ")
+    assert "Traceback" not in result.stdout.str()

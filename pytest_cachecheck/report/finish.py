@@ -23,10 +23,16 @@ class RunReport:
     written: list[str] = field(default_factory=list)
     write_seconds: float = 0.0
     show: bool = False
+    problems: list[str] = field(default_factory=list)
 
     @property
     def missed(self) -> list[TargetResult]:
         return [result for result in self.results if result.failed]
+
+    @property
+    def failed(self) -> bool:
+        """A missed target or a report that could not be written fails the run."""
+        return bool(self.missed or self.problems)
 
 
 def finish_run(summary: RunSummary, settings: Settings, base: Path) -> RunReport:
@@ -34,10 +40,10 @@ def finish_run(summary: RunSummary, settings: Settings, base: Path) -> RunReport
     results = evaluate_targets(settings.target_list, summary)
     report = build_report(summary, results, settings.backend)
     started = time.perf_counter()
-    written = write_reports(report, settings.reports, base)
+    written, problems = write_reports(report, settings.reports, base)
     if settings.target_list or settings.reports:
         append_github_summary(report)
     seconds = time.perf_counter() - started
     any_marker = any(test["checks"] for test in summary.tests)
     show = bool(settings.target_list or settings.reports or any_marker)
-    return RunReport(report, results, written, seconds, show)
+    return RunReport(report, results, written, seconds, show or bool(problems), problems)

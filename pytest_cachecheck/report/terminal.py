@@ -137,8 +137,12 @@ def write_section(tr: TerminalWriter, report: dict[str, Any], written: Sequence[
         tr.write_line(f"cache report written in {seconds:.3f} s: {', '.join(written)}")
 
 
-def write_verdict(tr: TerminalWriter, targets: Sequence[dict[str, Any]]) -> None:
-    """The last lines of the run: which targets were missed, or that all were met."""
+def write_verdict(tr: TerminalWriter, targets: Sequence[dict[str, Any]], problems: Sequence[str] = ()) -> None:
+    """The last lines of the run: reports not written, which targets were missed, or that all were met."""
+    for problem in problems:
+        tr.write_line(f"cachecheck: {problem}", red=True, bold=True)
+    if not targets:
+        return
     missed = [row for row in targets if row["status"] != MET]
     if not missed:
         tr.write_line(f"cachecheck: all {len(targets)} targets met", green=True)

@@ -16,17 +16,24 @@ RENDERERS: dict[str, Callable[[dict[str, Any]], str]] = {
 }
 
 
-def write_reports(report: dict[str, Any], paths: Sequence[str], base: Path) -> list[str]:
-    """Write each path (relative ones under ``base``), creating parent folders; returns what was written."""
-    written = []
+def write_reports(report: dict[str, Any], paths: Sequence[str], base: Path) -> tuple[list[str], list[str]]:
+    """Write each path (relative ones under ``base``), creating parent folders.
+
+    Returns the paths written and one line per path that could not be written.
+    """
+    written, problems = [], []
     for path_text in paths:
         path = Path(path_text)
         if not path.is_absolute():
             path = base / path
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(RENDERERS[path.suffix](report), encoding="utf-8")
-        written.append(str(path_text))
-    return written
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(RENDERERS[path.suffix](report), encoding="utf-8")
+        except OSError as exc:
+            problems.append(f"--cache-report {path_text}: could not write it: {exc.strerror or exc}")
+        else:
+            written.append(str(path_text))
+    return written, problems
 
 
 def append_github_summary(report: dict[str, Any]) -> bool:
