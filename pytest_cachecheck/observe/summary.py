@@ -406,11 +406,12 @@ class RunSummary:
         self.patterns[MATCH_ALL].add_ttl(len(written), without)
         if len(self.patterns) == 1:
             return
+        key_cache, classify_key = self._key_cache, self._classify_key
         written_per_pattern: Counter[str] = Counter()
         for key in written:
-            written_per_pattern.update(self._classify_key(key)[1])
+            written_per_pattern.update((key_cache.get(key) or classify_key(key))[1])
         for pattern, count in written_per_pattern.items():
-            self.patterns[pattern].add_ttl(count, [key for key in without if pattern in self._classify_key(key)[1]])
+            self.patterns[pattern].add_ttl(count, [key for key in without if pattern in classify_key(key)[1]])
 
     def _add_measurements(self, nodeid: str, measurements: Sequence[Any]) -> None:
         for measurement in measurements:

@@ -36,11 +36,15 @@ _DESTINATION_FIRST = frozenset({"ZUNIONSTORE", "ZINTERSTORE", "ZDIFFSTORE", "SIN
 _MOVES_TO_SECOND = frozenset({"SMOVE", "LMOVE", "RPOPLPUSH", "PFMERGE"})
 
 
-def _words(args: tuple[Any, ...], start: int) -> tuple[str, ...]:
-    """Option words of a command (``EX``, ``KEEPTTL`` ...), upper-cased text."""
-    if len(args) <= start:
-        return ()
-    return tuple(key_text(arg).upper() for arg in args[start:])
+def _words(args: tuple[Any, ...], start: int) -> set[str]:
+    """Option words of a command (``EX``, ``KEEPTTL`` ...), upper-cased; numbers are never options."""
+    words = set()
+    for arg in args[start:]:
+        if isinstance(arg, str):
+            words.add(arg.upper())
+        elif isinstance(arg, bytes):
+            words.add(arg.decode("latin-1").upper())
+    return words
 
 
 def keys_without_ttl(events: Sequence[Event], records: Sequence[RawEvent]) -> list[str]:
@@ -71,7 +75,7 @@ def keys_without_ttl(events: Sequence[Event], records: Sequence[RawEvent]) -> li
     return [key for key, ttl in has_ttl.items() if not ttl]
 
 
-def _set_happened(words: tuple[str, ...], reply: Any) -> bool:
+def _set_happened(words: set[str], reply: Any) -> bool:
     """Whether ``SET`` wrote: a nil reply means an ``NX``/``XX`` condition failed, except with ``GET``."""
     if "GET" not in words:
         return reply is not None
