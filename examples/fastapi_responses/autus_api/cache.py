@@ -54,16 +54,19 @@ class CacheCounters:
 class ResponseCache:
     """One per application: the Redis client, the counters, and the operations the routes use."""
 
-    def __init__(self, url: str, *, socket_timeout: float = 0.5) -> None:
+    def __init__(self, url: str, *, socket_timeout: float = 2.0) -> None:
         self.client = redis.asyncio.Redis.from_url(
             url, socket_timeout=socket_timeout, socket_connect_timeout=socket_timeout, health_check_interval=30
         )
         self.counters = CacheCounters()
+        self.pending_invalidations: set[str] = set()
 
     async def close(self) -> None:
         await self.client.aclose()
 
     async def get(self, key: str) -> Any | None:
+        if self.pending_invalidations and not await self._retry_invalidations():
+            return None  # something written while Redis was down may be cached: do not serve from Redis
         try:
             raw = await self.client.get(key)
         except RedisError:
@@ -85,17 +88,26 @@ class ResponseCache:
         """Delete every key matching each ``prefix:*`` pattern: SCAN + UNLINK, never KEYS.
 
         SCAN keeps Redis responsive, but it still walks the whole keyspace: the cost
-        grows with the number of keys (O(N)), see the example's xfail test.
+        grows with the number of keys (O(N)), see the example's xfail test. A pattern
+        that could not be invalidated (Redis down) is retried before anything is served
+        from the cache again; otherwise the response cached before the outage would be
+        served, stale, until its TTL ran out after Redis came back.
         """
         deleted = 0
-        try:
-            for pattern in patterns:
+        for pattern in patterns:
+            try:
                 batch = [key async for key in self.client.scan_iter(match=pattern, count=1000)]
                 if batch:
                     deleted += await self.client.unlink(*batch)
-        except RedisError:
-            self.counters.errors += 1
+                self.pending_invalidations.discard(pattern)
+            except RedisError:
+                self.counters.errors += 1
+                self.pending_invalidations.add(pattern)
         return deleted
+
+    async def _retry_invalidations(self) -> bool:
+        await self.invalidate(*sorted(self.pending_invalidations))
+        return not self.pending_invalidations
 
 
 def response_key(category: str, path: str, query: str) -> str:
