@@ -91,7 +91,9 @@ def test_leftovers_of_dead_owners_are_swept_live_ones_kept(pytester: pytest.Pyte
                 pass
 
 
-def test_missing_image_and_unreachable_engine_are_one_line_errors(pytester: pytest.Pytester) -> None:
+def test_missing_image_and_unreachable_engine_are_one_line_errors(
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
     docker_engine_or_skip()
     pytester.makepyfile(test_one="def test_one(cache_redis):\n    pass\n")
     missing = pytester.runpytest(
@@ -105,14 +107,12 @@ def test_missing_image_and_unreachable_engine_are_one_line_errors(pytester: pyte
             "machine's redis-server with `bash scripts/docker-redis-image.sh` and pass --cache-image *"
         ]
     )
-    pytester.makeconftest(
-        "import os\nos.environ['DOCKER_HOST'] = 'unix://" + str(pytester.path / "no-engine.sock") + "'\n"
-    )
+    monkeypatch.setenv("DOCKER_HOST", "unix:///nonexistent/cachecheck-no-engine.sock")
     unreachable = pytester.runpytest("-p", "no:cacheprovider", "--cache-backend", "docker")
     unreachable.assert_outcomes(errors=1)
     unreachable.stdout.fnmatch_lines(
         [
-            "*cache backend 'docker': --cache-backend docker: no Docker engine answers at unix://*no-engine.sock (*); "
+            "*cache backend 'docker': --cache-backend docker: no Docker engine answers at unix:///nonexistent/cachecheck-no-engine.sock (*); "
             "start dockerd (`bash scripts/docker-redis-image.sh` starts one and builds a local image) or use "
             "--cache-backend server"
         ]
