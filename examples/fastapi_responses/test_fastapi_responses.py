@@ -32,8 +32,9 @@ def test_30_concurrent_users_with_the_reports_request_mix(api_run: Any, cache_mo
 @pytest.mark.cache_no_stale_reads
 @pytest.mark.cache_invalidation(50)
 @pytest.mark.cache_forbid("KEYS", "FLUSHDB", "FLUSHALL")
-def test_post_invalidates_the_analytics_responses(api_run: Any, cache_consistency: Any,
-                                                  cache_invalidation: Any) -> None:
+def test_post_invalidates_the_analytics_responses(
+    api_run: Any, cache_consistency: Any, cache_invalidation: Any
+) -> None:
     async def scenario(api: Api) -> None:
         with cache_consistency.write("stats", 0):  # the seed's state: no events tracked yet
             await api.seed()
@@ -61,8 +62,17 @@ def test_post_invalidates_the_analytics_responses(api_run: Any, cache_consistenc
     assert cache_consistency.check().stale_reads == 0
 
 
-ENDPOINTS = ("/analytics/stats", "/analytics/pages", "/analytics/events", "/devices/list", "/devices/online",
-             "/devices/stats", "/devices/get/device-1", "/god/overview", "/health")
+ENDPOINTS = (
+    "/analytics/stats",
+    "/analytics/pages",
+    "/analytics/events",
+    "/devices/list",
+    "/devices/online",
+    "/devices/stats",
+    "/devices/get/device-1",
+    "/god/overview",
+    "/health",
+)
 
 
 def test_every_endpoint_answers_correctly_while_redis_is_down(api_run: Any, cache_faults: Any) -> None:
