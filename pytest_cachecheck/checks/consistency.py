@@ -43,7 +43,6 @@ from .history import (
     TracedCommand,
     Violation,
     _canonical,
-    _diverges_beyond,
     check_history,
 )
 
@@ -327,9 +326,12 @@ class CacheConsistency:
             raise errors[0]
         divergences = []
         for key in plan.keys:
-            served, touched = _observing_keys(read, key)
+            read_start_ns, before = perf_counter_ns(), _log_length()
+            served = read(key)
             expected = truth(key) if truth is not None else _UNSET
-            divergences.append(self._converge(key, served, touched, expected, history, plan))
+            divergences.append(
+                self._converge(key, served, read_start_ns, _keys_read_since(before), expected, history, plan)
+            )
         return self._finish(history, plan, amplifier, tuple(divergences))
 
     async def run_async(
@@ -383,10 +385,12 @@ class CacheConsistency:
         progress.finish()
         divergences = []
         for key in plan.keys:
-            before = _log_length()
+            read_start_ns, before = perf_counter_ns(), _log_length()
             served = await _maybe_await(read(key))
             expected = await _maybe_await(truth(key)) if truth is not None else _UNSET
-            divergences.append(self._converge(key, served, _keys_read_since(before), expected, history, plan))
+            divergences.append(
+                self._converge(key, served, read_start_ns, _keys_read_since(before), expected, history, plan)
+            )
         return self._finish(history, plan, amplifier, tuple(divergences))
 
     def _plan(
@@ -466,6 +470,7 @@ class CacheConsistency:
         self,
         key: Any,
         served: Any,
+        read_start_ns: int,
         touched: tuple[str, ...],
         expected: Any,
         history: list[Operation],
@@ -480,24 +485,31 @@ class CacheConsistency:
             expected = last.value if last is not None else None
         if _canonical(served) == _canonical(expected):
             return None
-        ttl_ms = self._remaining_ttls(touched)
-        age_ms = (perf_counter_ns() - last.end_ns) / 1e6 if last is not None else None
-        return Divergence(
+        ttl_ms, probed_ns = self._remaining_ttls(touched)
+        divergence = Divergence(
             key=str(key),
             served=served,
             truth=expected,
-            age_ms=age_ms,
+            age_ms=(read_start_ns - last.end_ns) / 1e6 if last is not None else None,
             ttl_ms=ttl_ms,
-            violation=_diverges_beyond(age_ms, ttl_ms, plan.max_staleness_ms),
+            probe_age_ms=(probed_ns - last.end_ns) / 1e6 if last is not None else None,
+            violation=True,
         )
+        return replace(divergence, violation=divergence.beyond(plan.max_staleness_ms))
 
-    def _remaining_ttls(self, keys: Sequence[str]) -> dict[str, int]:
+    def _remaining_ttls(self, keys: Sequence[str]) -> tuple[dict[str, int], int]:
+        """Each key's PTTL, and the clock just before asking.
+
+        The server answered after that instant, so "asked at + TTL" is a lower bound on the
+        expiry: a pause on our side can make the verdict lenient, never falsely strict.
+        """
         if not keys or self._client_factory is None:
-            return {}
+            return {}, perf_counter_ns()
         client = self._client_factory()
         try:
             with instrument.unobserved():
-                return {name: int(client.pttl(name)) for name in keys}
+                asked_ns = perf_counter_ns()
+                return {name: int(client.pttl(name)) for name in keys}, asked_ns
         finally:
             client.close()
 
@@ -513,7 +525,7 @@ class CacheConsistency:
             report,
             divergences=tuple(divergence for divergence in divergences if divergence is not None),
             seed=plan.seed,
-            amplified=plan.amplification is not None,
+            amplified=plan.amplification is not None and instrument.state.log is not None,
             violations=tuple(_with_commands(violation, amplifier.trace) for violation in report.violations),
         )
         self._register(report)
@@ -551,10 +563,9 @@ class CacheConsistency:
         report = check_history(list(self._recorded), max_staleness_ms=self._bound(max_staleness_ms))
         if self._recorded_entry is not None and self._context is not None:
             previous_report, previous_measurement = self._recorded_entry
-            self._context.data[DATA_KEY] = [item for item in self._context.data[DATA_KEY] if item is not previous_report]
-            self._context.measurements[:] = [
-                item for item in self._context.measurements if item is not previous_measurement
-            ]
+            data, measurements = self._context.data, self._context.measurements
+            data[DATA_KEY] = [item for item in data[DATA_KEY] if item is not previous_report]
+            measurements[:] = [item for item in measurements if item is not previous_measurement]
         self._checked_upto = len(self._recorded)
         self._recorded_entry = (report, self._register(report))
         return report
@@ -611,13 +622,6 @@ def _keys_read_since(before: int | None) -> tuple[str, ...]:
             if outcome in (HIT, MISS):
                 touched[name] = None
     return tuple(touched)
-
-
-def _observing_keys(read: Callable[[Any], Any], key: Any) -> tuple[Any, tuple[str, ...]]:
-    """``read(key)`` and the Redis keys it read (needs the observation layer for the latter)."""
-    before = _log_length()
-    served = read(key)
-    return served, _keys_read_since(before)
 
 
 def _with_commands(violation: Violation, trace: list[tuple[str, int, int, tuple[Any, ...], Any]]) -> Violation:

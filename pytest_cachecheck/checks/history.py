@@ -141,10 +141,9 @@ class Violation:
 class Divergence:
     """After quiescence the cache still served something other than the source of truth.
 
-    ``age_ms`` is the time since the key's newest write was acknowledged; ``ttl_ms``
-    maps each Redis key the final read touched to its remaining TTL (-1: none, -2:
-    missing). ``violation`` is False only when the staleness provably ends within the
-    bound (age plus the longest remaining TTL is at most ``max_staleness_ms``).
+    ``age_ms`` is how long the key's newest write had been acknowledged when the final
+    read began; ``ttl_ms`` maps each Redis key that read touched to its remaining TTL
+    (-1: none, -2: already gone), read ``probe_age_ms`` after that write.
     """
 
     key: str
@@ -152,7 +151,22 @@ class Divergence:
     truth: Any
     age_ms: float | None
     ttl_ms: dict[str, int]
+    probe_age_ms: float | None
     violation: bool
+
+    def beyond(self, bound_ms: float) -> bool:
+        """Stale beyond the bound, unless the TTLs prove the staleness ends within it.
+
+        No TTL (or none known): stale until evicted. Already gone: it lasted at least
+        ``age_ms``. Otherwise it lasts ``probe_age_ms`` plus the longest remaining TTL
+        (PTTL has 1 ms resolution).
+        """
+        ttls = self.ttl_ms.values()
+        if self.age_ms is None or not ttls or any(ttl == -1 for ttl in ttls):
+            return True
+        if all(ttl == -2 for ttl in ttls) or self.probe_age_ms is None:
+            return self.age_ms > bound_ms
+        return self.probe_age_ms + max(max(ttls) - 1, 0) > bound_ms
 
     def describe(self) -> str:
         if not self.ttl_ms:
@@ -222,7 +236,7 @@ class ConsistencyReport:
         divergences = tuple(
             replace(
                 divergence,
-                violation=_diverges_beyond(divergence.age_ms, divergence.ttl_ms, max_staleness_ms),
+                violation=divergence.beyond(max_staleness_ms),
             )
             for divergence in self.divergences
         )
@@ -277,16 +291,6 @@ def _canonical(value: Any) -> Any:
     except TypeError:
         return repr(value)
     return value
-
-
-def _diverges_beyond(age_ms: float | None, ttl_ms: dict[str, int], bound_ms: float) -> bool:
-    """Stale beyond the bound unless age + remaining TTL (1 ms resolution) provably fits in it.
-
-    A key already gone (TTL -2) has stopped serving the old value: only its age counts.
-    """
-    if age_ms is None or not ttl_ms or any(ttl == -1 for ttl in ttl_ms.values()):
-        return True
-    return age_ms + max(max(ttl_ms.values()) - 1, 0) > bound_ms
 
 
 _SUSPECT = (_NEVER, -_NEVER)  # fails the fast test, so the read goes to the careful path
@@ -423,8 +427,8 @@ def check_history(
             bucket.append(op)
     per_key = {key: _KeyWrites(key, key_writes, initial) for key, key_writes in writes_by_key.items()}
     table: dict[tuple[Any, Any], tuple[float, float]] = {}
-    for info in per_key.values():
-        info.add_fast_entries(table)
+    for key_writes in per_key.values():
+        key_writes.add_fast_entries(table)
     get = table.get
     try:
         suspects = [
@@ -440,23 +444,23 @@ def check_history(
     unwritten_keys: set[Any] = set()
     found: list[tuple[int, int, str, Operation, int, int]] = []  # heap of the earliest violations
     for sequence, read in enumerate(suspects):
-        info = per_key.get(read.key)
-        if info is None:
+        written = per_key.get(read.key)
+        if written is None:
             unwritten_keys.add(read.key)
-        elif not info.ordered:
+        elif not written.ordered:
             unchecked += 1
             continue
-        kind, version, newer, lag = _judge(read, info, initial, bound_ns)
+        kind, version, newer, lag = _judge(read, written, initial, bound_ns)
         if lag:
             staleness.append(lag)
         if kind is None:
             continue
         counts[kind] += 1
-        entry = (-read.start_ns, -sequence, kind, read, version, newer)
+        candidate = (-read.start_ns, -sequence, kind, read, version, newer)
         if len(found) < examples:
-            heapq.heappush(found, entry)
-        elif entry > found[0]:
-            heapq.heapreplace(found, entry)
+            heapq.heappush(found, candidate)
+        elif candidate > found[0]:
+            heapq.heapreplace(found, candidate)
 
     checked = len(reads) - unchecked - counts[PHANTOM] - counts[FUTURE]
     violations = _counterexamples(sorted(found, reverse=True), per_key, history)
