@@ -16,6 +16,7 @@ from typing import Any
 
 import pytest
 
+from .backends.base import worker_index
 from .observe.patterns import validate as validate_pattern
 
 try:
@@ -42,6 +43,7 @@ class Settings:
     reports: tuple[str, ...] = ()
     monitor: bool = True
     rootdir: str = "."
+    worker: int = 0
     target_list: tuple[Target, ...] = ()
 
 
@@ -159,6 +161,7 @@ def settings_from_config(config: pytest.Config) -> Settings:
         reports=tuple(str(path) for path in reports),
         monitor=monitor,
         rootdir=str(config.rootpath),
+        worker=worker_index(getattr(config, "workerinput", {}).get("workerid", "")),
     )
 
 

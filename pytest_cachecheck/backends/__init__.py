@@ -31,7 +31,7 @@ def make_backend(settings: Settings) -> Backend:
             return ClusterUrlBackend(settings.url, settings.allow_nonempty)
         from .url import UrlBackend
 
-        return UrlBackend(settings.url, settings.allow_nonempty)
+        return UrlBackend(settings.url, settings.allow_nonempty, settings.worker)
     if name == "cluster":
         from .cluster import ClusterBackend
 

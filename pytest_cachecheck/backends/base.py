@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import os
 import socket
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable, Protocol
+from typing import Any, Protocol
 
 
 class BackendError(Exception):
@@ -48,9 +49,13 @@ class Backend(Protocol):
         """Stop what ``start`` started; idempotent, also called at exit and on signals."""
 
 
-def worker_index() -> int:
-    """0 for the controller or a plain run, N for the pytest-xdist worker ``gwN``."""
-    worker = os.environ.get("PYTEST_XDIST_WORKER", "")
+def worker_index(worker_id: str | None = None) -> int:
+    """0 for the controller or a plain run, N for the pytest-xdist worker ``gwN``.
+
+    Settings pass the id from pytest's own ``config.workerinput``: the environment
+    variable also leaks into nested pytest runs (pytester) inside a worker.
+    """
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "") if worker_id is None else worker_id
     digits = worker.lstrip("gw")
     return int(digits) if digits.isdigit() else 0
 

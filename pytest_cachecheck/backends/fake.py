@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import threading
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import fakeredis
 
@@ -41,9 +42,8 @@ class FakeBackend:
             tcp.fake_server = self._server()  # type: ignore[assignment]  # serve the same data
             # Replies are written in pieces: without TCP_NODELAY, Nagle's algorithm and the
             # client's delayed ACK stall every pipeline by ~40 ms.
-            tcp.RequestHandlerClass = type(
-                "NoDelayHandler", (tcp.RequestHandlerClass,), {"disable_nagle_algorithm": True}
-            )
+            handler: type = tcp.RequestHandlerClass  # type: ignore[assignment]
+            tcp.RequestHandlerClass = type("NoDelayHandler", (handler,), {"disable_nagle_algorithm": True})
             thread = threading.Thread(target=tcp.serve_forever, name="cachecheck-fakeredis-tcp", daemon=True)
             thread.start()
             self._tcp, self._tcp_thread = tcp, thread

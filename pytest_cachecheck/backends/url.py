@@ -8,14 +8,15 @@ remembered and never deleted, and only keys the run wrote are removed after each
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 from urllib.parse import parse_qs, urlencode, urlsplit, urlunsplit
 
 import redis
 import redis.asyncio
 
 from ..observe.instrument import unobserved
-from .base import BackendError, ServerInfo, worker_index
+from .base import BackendError, ServerInfo
 
 _BATCH = 500
 
@@ -41,10 +42,10 @@ def base_db(url: str) -> int:
 class UrlBackend:
     name = "url"
 
-    def __init__(self, url: str, allow_nonempty: bool) -> None:
+    def __init__(self, url: str, allow_nonempty: bool, worker: int = 0) -> None:
         self.base_url = url
         self.allow_nonempty = allow_nonempty
-        self.db = base_db(url) + worker_index()
+        self.db = base_db(url) + worker
         self.url = url_with_db(url, self.db)
         self._admin: redis.Redis | None = None
         self._pool: redis.ConnectionPool | None = None
