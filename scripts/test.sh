@@ -3,8 +3,9 @@
 #   1. system parts the real-server tests need: redis-server, chromium (HTML report check),
 #      a Docker engine and a local Redis image (docker backend tests) — each only if missing;
 #   2. a virtualenv in .venv with the package, its test and example extras;
-#   3. ruff and mypy, then the suite with two xdist workers.
-# Extra arguments go to pytest.
+#   3. ruff and mypy, then the suite with two xdist workers, then the example apps on the
+#      fake backend with their run-wide targets and on a real redis-server.
+# Extra arguments go to the suite's pytest.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -33,3 +34,5 @@ ruff check pytest_cachecheck tests benchmarks examples
 mypy
 
 python -m pytest -n 2 "$@"
+python -m pytest examples -p no:cacheprovider --cache-backend server
+python -m pytest examples -p no:cacheprovider --cache-targets examples/targets.toml
