@@ -13,10 +13,12 @@ overall and no worse on one hot key than on many cold ones.
 
 from __future__ import annotations
 
+import gc
 import heapq
 import math
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field, replace
+from itertools import repeat
 from operator import itemgetter, le
 from typing import Any, NamedTuple
 
@@ -298,6 +300,13 @@ _start_of = itemgetter(3)
 _ok_of = itemgetter(5)
 
 
+def _other_forms(value: Any) -> tuple[Any, ...]:
+    """How a non-text value may come back from Redis: a number as text or bytes."""
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return (str(value), str(value).encode())
+    return ()
+
+
 def _repeated_versions(values: list[Any]) -> dict[Any, list[int]]:
     """Values written more than once (the initial value counts as version 0) -> their versions."""
     versions: dict[Any, list[int]] = {}
@@ -337,25 +346,33 @@ class _KeyWrites:
         ends = [op[4] for op in writes]
         self.ordered = all(map(le, ends, self.starts[2:]))
 
-    def add_fast_entries(self, table: dict[tuple[Any, Any], tuple[float, float]]) -> None:
-        """Fill ``(key, value) -> (its write's start, the next acknowledged write's end)``.
+    def fast_table(self) -> dict[Any, tuple[float, float]]:
+        """``value -> (its write's start, the next acknowledged write's end)``.
 
-        A read with that key and value is fine when it ended after the write began and
-        began before the next acknowledged write ended; anything else is looked at closely.
+        A read of this key and value is fine when it ended after the write began and began
+        before the next acknowledged write ended; anything else is looked at closely.
         Every form a value may come back in (text, bytes, a number as text) gets an entry.
         """
-        key, starts, next_ack_end, repeated = self.key, self.starts, self.next_ack_end, self.repeated
-        for value, version in self.index_of.items():
-            if self.ordered and value not in repeated:
-                entry = (starts[version], next_ack_end[version])
-            else:
-                entry = _SUSPECT
-            table[(key, value)] = entry
+        values = list(self.index_of)
+        if self.ordered and not self.repeated:
+            entries: list[tuple[float, float]] = list(zip(self.starts, self.next_ack_end))
+            entries = [entries[self.index_of[value]] for value in values] if len(values) != len(entries) else entries
+        else:
+            entries = [
+                (self.starts[version], self.next_ack_end[version])
+                if self.ordered and value not in self.repeated
+                else _SUSPECT
+                for value, version in self.index_of.items()
+            ]
+        table = dict(zip(values, entries))
+        if all(value.__class__ is str for value in values[1:]):
+            table.update(zip([value.encode("utf-8", "surrogateescape") for value in values[1:]], entries[1:]))
+        for value, entry in zip(values, entries):
             if value.__class__ is str:
-                table[(key, value.encode("utf-8", "surrogateescape"))] = entry
-            elif isinstance(value, (int, float)) and not isinstance(value, bool):
-                table[(key, str(value))] = entry
-                table[(key, str(value).encode())] = entry
+                continue
+            for form in _other_forms(value):
+                table[form] = entry
+        return table
 
     def version_for(self, value: Any, read_end: int) -> int:
         """A value written more than once: the newest of its writes that had begun by the read's end."""
@@ -411,6 +428,16 @@ def check_history(
     only suspects (late, early, unknown or repeated values) take the careful path.
     """
     history = operations if isinstance(operations, (list, tuple)) else list(operations)
+    collecting = gc.isenabled()
+    gc.disable()  # the lists below hold only existing operations; a full collection would walk them all
+    try:
+        return _check(history, max_staleness_ms, initial, examples)
+    finally:
+        if collecting:
+            gc.enable()
+
+
+def _check(history: Sequence[Operation], max_staleness_ms: float, initial: Any, examples: int) -> ConsistencyReport:
     reads = [op for op in history if op[1] == READ]
     writes = [op for op in history if op[1] == WRITE]
     if len(reads) + len(writes) != len(history):
@@ -427,8 +454,9 @@ def check_history(
             bucket.append(op)
     per_key = {key: _KeyWrites(key, key_writes, initial) for key, key_writes in writes_by_key.items()}
     table: dict[tuple[Any, Any], tuple[float, float]] = {}
-    for key_writes in per_key.values():
-        key_writes.add_fast_entries(table)
+    for key, key_writes in per_key.items():
+        fast = key_writes.fast_table()
+        table.update(zip(zip(repeat(key), fast), fast.values()))
     get = table.get
     try:
         suspects = [
