@@ -269,7 +269,7 @@ def zoo(pytester: pytest.Pytester) -> pytest.Pytester:
 
 @pytest.mark.parametrize("backend", BACKENDS)
 def test_buggy_layers_fail_and_correct_layers_pass(zoo: pytest.Pytester, backend: str) -> None:
-    zoo.makepyfile(test_zoo=TESTS)
+    zoo.makepyfile(test_cc_zoo=TESTS)
     result = zoo.runpytest("-p", "no:cacheprovider", f"--cache-backend={backend}")
     result.assert_outcomes(passed=len(CORRECT), failed=len(BUGGY))
     expected = []
@@ -278,7 +278,7 @@ def test_buggy_layers_fail_and_correct_layers_pass(zoo: pytest.Pytester, backend
     result.stdout.fnmatch_lines(expected)
     text = result.stdout.str()
     for name in CORRECT:
-        assert f"test_zoo.py::{name}" not in text.split("short test summary info")[-1]
+        assert f"test_cc_zoo.py::{name}" not in text.split("short test summary info")[-1]
     # every failure names a counterexample with the Redis commands that produced it, and the seed to replay
     assert text.count("counterexample 1: stale read of key 'k") == len(BUGGY)
     for pattern in set(BUGGY.values()):
@@ -323,14 +323,14 @@ class AsyncCacheAside:
 def test_async_callables_run_as_concurrent_tasks(zoo: pytest.Pytester) -> None:
     zoo.makepyfile(async_layers=ASYNC_LAYERS)
     zoo.makepyfile(
-        test_async="""
+        test_cc_async="""
         import pytest
         from async_layers import AsyncCacheAside
 
         @pytest.mark.cache_no_stale_reads
         def test_race(cache_consistency, cache_redis_async):
             layer = AsyncCacheAside(cache_redis_async)
-            report = cache_consistency.run(layer.read, layer.write, ops=1500, seed=7)
+            report = cache_consistency.run(layer.read, layer.write, keys=4, ops=1500, seed=7)
             assert report.amplified and report.seed == 7
 
         @pytest.mark.cache_no_stale_reads
@@ -349,7 +349,7 @@ def test_async_callables_run_as_concurrent_tasks(zoo: pytest.Pytester) -> None:
 
 def test_record_mode_checks_the_tests_own_threads(zoo: pytest.Pytester) -> None:
     zoo.makepyfile(
-        test_record="""
+        test_cc_record="""
         import threading
         import time
 
@@ -408,7 +408,7 @@ def test_record_mode_checks_the_tests_own_threads(zoo: pytest.Pytester) -> None:
 
 def test_marker_without_history_and_bad_arguments_fail_in_one_line(zoo: pytest.Pytester) -> None:
     zoo.makepyfile(
-        test_misuse="""
+        test_cc_misuse="""
         import pytest
 
         @pytest.mark.cache_no_stale_reads
@@ -448,7 +448,7 @@ def test_stale_reads_feed_run_wide_targets(zoo: pytest.Pytester) -> None:
         """
     )
     zoo.makepyfile(
-        test_targets="""
+        test_cc_targets="""
         from zoo import Database, NoInvalidation
 
         def test_buggy_without_marker(cache_consistency, cache_redis):
@@ -461,7 +461,7 @@ def test_stale_reads_feed_run_wide_targets(zoo: pytest.Pytester) -> None:
     result = zoo.runpytest("-p", "no:cacheprovider", "--cache-targets")
     assert result.ret != 0
     result.stdout.fnmatch_lines(
-        ["profiles: stale_reads *<= 0  missed", "*worst * in test_targets.py::test_buggy_without_marker"]
+        ["profiles: stale_reads *<= 0  missed", "*worst * in test_cc_targets.py::test_buggy_without_marker"]
     )
 
 
