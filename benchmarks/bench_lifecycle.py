@@ -80,7 +80,9 @@ def redis_servers_under(directory: str) -> list[int]:
 def containers_of(client: Any, pid: int) -> list[Any]:
     if client is None:
         return []
-    return client.containers.list(all=True, filters={"label": f"pytest-cachecheck.owner-pid={pid}"})
+    return client.containers.list(
+        all=True, ignore_removed=True, filters={"label": f"pytest-cachecheck.owner-pid={pid}"}
+    )
 
 
 def one_run(backend: str, signame: str, image: str, client: Any, rng: random.Random) -> RunResult:

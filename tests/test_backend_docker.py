@@ -59,7 +59,7 @@ def test_container_per_run_isolated_labelled_and_removed(pytester: pytest.Pytest
     result.assert_outcomes(passed=2)
     owner, port = map(int, re.search(r"OWNER (\d+) PORT (\d+)", result.stdout.str()).groups())
     client = docker_engine_or_skip()
-    assert client.containers.list(all=True, filters={"label": f"{LABEL_PID}={owner}"}) == []
+    assert client.containers.list(all=True, ignore_removed=True, filters={"label": f"{LABEL_PID}={owner}"}) == []
     assert refused(port)
 
 
@@ -81,7 +81,10 @@ def test_leftovers_of_dead_owners_are_swept_live_ones_kept(pytester: pytest.Pyte
         pytester.makepyfile(test_one="def test_one(cache_redis):\n    cache_redis.ping()\n")
         result = pytester.runpytest("-p", "no:cacheprovider", "--cache-backend", "docker", "--cache-image", image)
         result.assert_outcomes(passed=1)
-        remaining = {c.id for c in client.containers.list(all=True, filters={"label": f"{LABEL_RUN}=test-sweep"})}
+        remaining = {
+            c.id
+            for c in client.containers.list(all=True, ignore_removed=True, filters={"label": f"{LABEL_RUN}=test-sweep"})
+        }
         assert remaining == {alive.id}
     finally:
         for container in (gone, reused_pid, alive):

@@ -68,7 +68,7 @@ def our_servers(marker: str) -> list[int]:
 def our_containers(client: object, owner_pid: int) -> list[object]:
     if client is None:
         return []
-    return client.containers.list(all=True, filters={"label": f"{LABEL_PID}={owner_pid}"})  # type: ignore[attr-defined]
+    return client.containers.list(all=True, ignore_removed=True, filters={"label": f"{LABEL_PID}={owner_pid}"})  # type: ignore[attr-defined]
 
 
 def eventually_clean(marker: str, client: object, owners: list[int], within: float) -> tuple[list[int], list[object]]:

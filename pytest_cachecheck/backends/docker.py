@@ -118,7 +118,7 @@ def remove_owned(client: Any, owner_pid: int, run_id: str) -> int:
     """Remove every container this owner started in this run; returns how many."""
     filters = {"label": [f"{LABEL}=1", f"{LABEL_PID}={owner_pid}", f"{LABEL_RUN}={run_id}"]}
     removed = 0
-    for container in client.containers.list(all=True, filters=filters):
+    for container in client.containers.list(all=True, ignore_removed=True, filters=filters):
         try:
             container.remove(force=True)
             removed += 1
