@@ -101,7 +101,7 @@ def sweep_leftovers(client: Any) -> int:
     """Remove containers of ours whose owner process is gone (a run killed by SIGKILL); returns how many."""
     removed = 0
     leftovers = client.containers.list(
-        all=True, filters={"label": [f"{LABEL}=1", f"{LABEL_HOST}={socket.gethostname()}"]}
+        all=True, ignore_removed=True, filters={"label": [f"{LABEL}=1", f"{LABEL_HOST}={socket.gethostname()}"]}
     )
     for container in leftovers:
         if owner_alive(container.labels):
