@@ -64,17 +64,30 @@ def main() -> int:
     (workdir / "conftest.py").write_text(textwrap.dedent(COLLECTOR))
     out = workdir / "durations.json"
     command = [
-        sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-p", "no:randomly",
-        "--cache-backend", "server", f"--redis-exec={shutil.which('redis-server')}", str(workdir),
+        sys.executable,
+        "-m",
+        "pytest",
+        "-q",
+        "-p",
+        "no:cacheprovider",
+        "-p",
+        "no:randomly",
+        "--cache-backend",
+        "server",
+        f"--redis-exec={shutil.which('redis-server')}",
+        str(workdir),
     ]
-    completed = subprocess.run(command, cwd=workdir, env={**_env(), "ISOLATION_OUT": str(out)},
-                               capture_output=True, text=True)
+    completed = subprocess.run(
+        command, cwd=workdir, env={**_env(), "ISOLATION_OUT": str(out)}, capture_output=True, text=True
+    )
     if completed.returncode != 0:
         print(completed.stdout[-3000:], completed.stderr[-3000:])
         return 2
     durations = json.loads(out.read_text())
     ours = sorted(value * 1e3 for nodeid, value in durations.items() if "test_ours[" in nodeid and "[0]" not in nodeid)
-    theirs = sorted(value * 1e3 for nodeid, value in durations.items() if "test_theirs[" in nodeid and "[0]" not in nodeid)
+    theirs = sorted(
+        value * 1e3 for nodeid, value in durations.items() if "test_theirs[" in nodeid and "[0]" not in nodeid
+    )
     ratio = statistics.median(ours) / statistics.median(theirs)
     print(f"per-test isolation cost (set-up + teardown), {len(ours)} tests each, interleaved in one session\n")
     print("| fixture                         | median ms | p90 ms  | mean ms |")

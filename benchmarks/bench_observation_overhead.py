@@ -102,7 +102,9 @@ def main() -> int:
         fake = fakeredis.FakeRedis()
         plain, observed, _ = measure(fake, options.commands // 4, options.block)
         ok &= row("fakeredis (in-process)", plain, observed, options.block, goal=False)
-        print(f"\nlazy classification + stats (once, when asked): {classify_cost_us(client, 100_000):.2f} us per command")
+        print(
+            f"\nlazy classification + stats (once, when asked): {classify_cost_us(client, 100_000):.2f} us per command"
+        )
     finally:
         server.stop()
     return 0 if ok else 1
