@@ -90,8 +90,8 @@ def test_incr_namespace_is_o1_and_keys_or_scan_invalidation_is_not(project: pyte
             "*cache_invalidation: not O(1): keys touched grow with the cache (100 -> 1000 -> 10000 -> 100000)*"
             "per size: 100: 2 commands (KEYS 1, DEL 1), 100 keys, 2 server-side calls*"
             "100000: 2 commands (KEYS 1, DEL 1), 100000 keys*",
-            "*cache_invalidation: not O(1): client-side commands grow with the cache (2 -> 3 -> 11 -> 101)*"
-            "100000: 101 commands (SCAN 100, DEL 1), 100000 keys*",
+            "*cache_invalidation: not O(1): client-side commands grow with the cache (* -> 1*)*"
+            "100000: 1* commands (SCAN *, DEL 1), 100000 keys*",
         ]
     )
     assert "Traceback" not in result.stdout.str()
@@ -211,7 +211,7 @@ def test_async_callables(project: pytest.Pytester) -> None:
         import pytest
         import redis.asyncio
 
-        @pytest.mark.cache_invalidation(200, o1=True)
+        @pytest.mark.cache_invalidation(200)
         def test_async(cache_url, cache_invalidation):
             async def scenario():
                 client = redis.asyncio.Redis.from_url(cache_url)
