@@ -13,7 +13,7 @@ import inspect
 import time
 from collections.abc import Callable, Generator
 from dataclasses import dataclass
-from typing import Any, TypeVar, Union
+from typing import Any, TypeVar
 
 T = TypeVar("T")
 
@@ -29,7 +29,7 @@ class Sleep:
     seconds: float
 
 
-Step = Union[Call, Sleep]  # noqa: UP007 - a runtime alias, evaluated on Python 3.10 too
+Step = Call | Sleep
 Procedure = Generator[Step, Any, T]
 
 
