@@ -5,6 +5,7 @@ from __future__ import annotations
 import atexit
 import ctypes
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -124,23 +125,34 @@ class RedisProcess:
         state = f"exited with code {code}" if code is not None else f"did not answer PING within {self.timeout:g} s"
         return f"redis-server {state}: {' '.join(self.command_line())}; its log: {self.log_tail() or '(empty)'}"
 
-    def stop(self) -> None:
-        """Terminate, then kill if it does not exit within 5 s; idempotent."""
+    def stop(self, *, keep_files: bool = False) -> None:
+        """Terminate, then kill if it does not exit within 5 s; idempotent.
+
+        The temporary directory goes too, unless ``keep_files`` (a real outage that
+        ``restart`` ends, with the dump the server saved there).
+        """
         process, self.process = self.process, None
         _live.discard(self)
-        if process is None or process.poll() is not None:
-            return
-        if process.returncode is None:
+        if process is not None and process.poll() is None:
             try:
                 os.kill(process.pid, signal.SIGCONT)  # a server frozen by a fault must be able to exit
             except OSError:
                 pass
-        process.terminate()
-        try:
-            process.wait(timeout=5)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+            process.terminate()
+            try:
+                process.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+        if not keep_files:
+            shutil.rmtree(self.directory, ignore_errors=True)
+
+    def restart(self) -> None:
+        """Start again on the same port and directory (so with the data a SAVE left there)."""
+        if self.process is not None:
+            raise BackendError(f"redis-server on port {self.port} is still running; stop it first")
+        if not self._launch():
+            raise BackendError(self._failure_message())
 
     @property
     def pid(self) -> int | None:
