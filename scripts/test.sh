@@ -21,6 +21,7 @@ fi
 
 if image=$(bash scripts/docker-redis-image.sh | tail -n 1); then
     export CACHECHECK_TEST_IMAGE="$image"
+    export CACHECHECK_REQUIRE_DOCKER=1  # an engine is up: a broken docker backend must fail, not skip
 else
     echo "no Docker engine could be started here: the docker backend tests will skip and say so"
 fi
