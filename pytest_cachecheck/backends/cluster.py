@@ -21,6 +21,7 @@ import redis.cluster
 from ..observe.instrument import unobserved
 from .base import BackendError, ServerInfo, free_port
 from .process import RedisProcess
+from .url import refusal
 
 CLUSTER_SCHEME = "redis+cluster"
 SLOTS = 16384
@@ -188,11 +189,7 @@ class ClusterUrlBackend:
             raise BackendError(f"--cache-url {self.url}: cannot use that cluster ({exc})") from None
         if size and not self.allow_nonempty:
             admin.close()
-            raise BackendError(
-                f"--cache-url {self.url}: the cluster holds {size} keys and the plugin never deletes data it "
-                "did not create; use an empty cluster or pass --cache-allow-nonempty (then only keys the run "
-                "writes are deleted)"
-            )
+            raise refusal(self.url, "the cluster", size, "an empty cluster")
         self._admin, self._preexisting = admin, existing
         parts = urlsplit(self.url)
         self._info = ServerInfo(self.name, self.url, parts.hostname or "", parts.port or 6379, version)

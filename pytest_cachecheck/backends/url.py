@@ -39,6 +39,15 @@ def base_db(url: str) -> int:
     return int(path) if path.isdigit() else 0
 
 
+def refusal(url: str, store: str, size: int, instead: str) -> BackendError:
+    """The one-line error for a store that holds somebody's keys (SPEC section 8)."""
+    return BackendError(
+        f"--cache-url {url}: {store} holds {size} keys and the plugin never deletes data it did not "
+        f"create; point --cache-url at {instead} or pass --cache-allow-nonempty (then only keys the "
+        "run writes are deleted)"
+    )
+
+
 class UrlBackend:
     name = "url"
 
@@ -66,11 +75,7 @@ class UrlBackend:
             raise BackendError(f"--cache-url {self.url}: cannot use that server ({exc})") from None
         if size and not self.allow_nonempty:
             admin.close()
-            raise BackendError(
-                f"--cache-url {self.url}: database {self.db} holds {size} keys and the plugin never "
-                "deletes data it did not create; point --cache-url at an empty database number "
-                "or pass --cache-allow-nonempty (then only keys the run writes are deleted)"
-            )
+            raise refusal(self.url, f"database {self.db}", size, "an empty database number")
         self._admin, self._preexisting = admin, existing
         self._pool = redis.ConnectionPool.from_url(self.url)
         kwargs = admin.connection_pool.connection_kwargs
