@@ -193,7 +193,7 @@ def test_visibility_latency_ceiling(project: pytest.Pytester) -> None:
     result.assert_outcomes(passed=1, failed=4)
     result.stdout.fnmatch_lines(
         [
-            "*cache_invalidation: visibility latency 6*.* ms is above max_ms=10 (1 of 1 measurements over; "
+            "*cache_invalidation: visibility latency * ms is above max_ms=10 (1 of 1 measurements over; "
             "write took *; the write sent 0 commands (none) touching 0 keys*",
             "*cache_invalidation: 1 of 1 writes never became visible: after 5*.* ms and * reads the cache still "
             "returned b'v1'; the write sent 0 commands*",
