@@ -47,7 +47,8 @@ def pytest_unconfigure(config: pytest.Config) -> None:
     run = config.stash.get(RUN_KEY, None)
     if run is not None:
         run.close()
-        instrument.uninstall()
+        if run.settings.monitor:
+            instrument.uninstall()
 
 
 def _stop_servers_on_sigterm(run: CachecheckRun) -> None:

@@ -167,7 +167,7 @@ def test_markers_are_registered(pytester: pytest.Pytester) -> None:
     result.stdout.fnmatch_lines(["@pytest.mark.cache_hit_rate(min, *, pattern='*', warmup=0): hit rate over*"])
 
 
-def test_no_monitor_makes_data_markers_error(project: pytest.Pytester) -> None:
+def test_no_monitor_makes_data_markers_error(project: pytest.Pytester, cache_redis, cache_monitor) -> None:
     project.makepyfile(
         test_app="""
         import pytest
@@ -186,3 +186,7 @@ def test_no_monitor_makes_data_markers_error(project: pytest.Pytester) -> None:
     result = project.runpytest("-p", "no:cacheprovider", "--cache-no-monitor")
     result.assert_outcomes(passed=1, errors=2)
     result.stdout.fnmatch_lines(["*cache_hit_rate needs observed commands, but the run has --cache-no-monitor*"])
+    # a nested run without instrumentation must not switch off the outer run's observation
+    cache_monitor.reset()
+    cache_redis.get("still-observed")
+    assert [event.keys for event in cache_monitor.events] == [("still-observed",)]
