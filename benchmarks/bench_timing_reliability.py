@@ -47,7 +47,7 @@ def busy_loop() -> None:
         pass
 
 
-class SlowServer:
+class SlowServer(instrument.Interceptor):
     """Interceptor: every command takes ``delay_s`` longer, inside the timed region (a slow server)."""
 
     def __init__(self, delay_s: float) -> None:
@@ -58,9 +58,6 @@ class SlowServer:
 
     async def before_async(self, commands: list[tuple[Any, ...]]) -> None:
         spin(self.delay_s)
-
-    def after(self, args: tuple[Any, ...], reply: Any) -> None:
-        pass
 
 
 def in_test(body: Callable[[TestContext], Any]) -> TestContext:

@@ -25,7 +25,7 @@ import redis
 
 from .backends.base import Backend, BackendError
 from .backends.process import RedisProcess
-from .observe.instrument import intercepting, unobserved
+from .observe.instrument import Interceptor, intercepting, unobserved
 
 MODES = ("stop", "hang")
 
@@ -39,7 +39,7 @@ class FaultStats:
     injected: int = 0
 
 
-class _Interceptor:
+class _Interceptor(Interceptor):
     """Shared plumbing: count, then ``act`` (sleep or raise) before the commands are sent."""
 
     def __init__(self, stats: FaultStats, act: Callable[[], float | None]) -> None:
@@ -59,9 +59,6 @@ class _Interceptor:
         delay = self._decide()
         if delay:
             await asyncio.sleep(delay)
-
-    def after(self, args: tuple[Any, ...], reply: Any) -> None:
-        return None
 
 
 @runtime_checkable

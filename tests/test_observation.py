@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import time
 
 import pytest
 import redis
 
 from pytest_cachecheck.observe.commands import classify
+from pytest_cachecheck.observe import instrument
 from pytest_cachecheck.observe.instrument import unobserved
 
 
@@ -168,3 +170,28 @@ def test_warmup_blocks_are_excluded_but_counted_raw(cache_redis, cache_monitor) 
 )
 def test_command_table(args, reply, expected) -> None:
     assert classify(args, reply) == expected
+
+
+class _Sleeper(instrument.Interceptor):
+    """Sleeps in ``pause`` (a harness delay) or in ``before`` (an injected slow server)."""
+
+    def __init__(self, where: str) -> None:
+        self.where = where
+
+    def pause(self, commands) -> None:
+        if self.where == "pause":
+            time.sleep(0.03)
+
+    def before(self, commands) -> None:
+        if self.where == "before":
+            time.sleep(0.03)
+
+
+@pytest.mark.parametrize(("where", "counted"), [("pause", False), ("before", True)])
+def test_harness_pauses_are_not_command_latency_but_injected_delays_are(cache_redis, cache_monitor, where, counted) -> None:
+    with instrument.intercepting(_Sleeper(where)):
+        cache_redis.get("k")
+        cache_redis.pipeline().get("k").execute()
+    durations = [event.duration_ns / 1e6 for event in cache_monitor.events]
+    assert len(durations) == 2
+    assert all((duration >= 30) == counted for duration in durations), durations

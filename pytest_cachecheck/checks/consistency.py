@@ -107,13 +107,13 @@ class _Schedule:
 _current: ContextVar[_Schedule | None] = ContextVar("pytest_cachecheck_consistency_worker", default=None)
 
 
-class _Amplifier:
-    """Interceptor: seeded delays for driver workers, and a trace of their Redis commands."""
+class _Amplifier(instrument.Interceptor):
+    """Seeded delays for driver workers (outside command timings), and a trace of their Redis commands."""
 
     def __init__(self) -> None:
         self.trace: list[tuple[str, int, int, tuple[Any, ...], Any]] = []
 
-    def before(self, commands: list[tuple[Any, ...]]) -> None:
+    def pause(self, commands: list[tuple[Any, ...]]) -> None:
         schedule = _current.get()
         if schedule is None:
             return
@@ -122,7 +122,7 @@ class _Amplifier:
             time.sleep(delay)
         schedule.sent_ns = perf_counter_ns()
 
-    async def before_async(self, commands: list[tuple[Any, ...]]) -> None:
+    async def pause_async(self, commands: list[tuple[Any, ...]]) -> None:
         schedule = _current.get()
         if schedule is None:
             return

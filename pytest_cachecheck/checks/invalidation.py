@@ -21,7 +21,7 @@ from typing import Any
 
 from ..config import MarkerSpec, Param
 from ..observe.commands import classify
-from ..observe.instrument import intercepting, state
+from ..observe.instrument import Interceptor, intercepting, state
 from ..observe.server_stats import ServerStats, ServerStatsProbe, difference
 from .base import FAILED, PASSED, Check, CheckResult, Measurement, TestContext
 from .drive import Call, Procedure, Sleep, drive, is_async
@@ -35,7 +35,7 @@ DATA_MEASURE = "invalidation"
 DATA_SCALING = "invalidation_scaling"
 
 
-class CommandRecorder:
+class CommandRecorder(Interceptor):
     """Interceptor that collects what every observed command did during a span, from any thread."""
 
     def __init__(self) -> None:

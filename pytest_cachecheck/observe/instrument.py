@@ -18,22 +18,33 @@ import itertools
 from collections.abc import Callable, Iterator
 from contextvars import ContextVar
 from time import perf_counter_ns
-from typing import Any, Protocol
+from typing import Any
 
 RawEvent = tuple[int, int, tuple[Any, ...], Any, int]
 
 
-class Interceptor(Protocol):
-    """Fault injection and race amplification hook into every observed command."""
+class Interceptor:
+    """Fault injection and race amplification hook into every observed command (no-op defaults).
+
+    ``pause`` runs before the command's timing starts: harness delays (race
+    amplification) that must not count as command latency. ``before`` runs inside it:
+    injected faults, whose delays count as a slow server's would.
+    """
+
+    def pause(self, commands: list[tuple[Any, ...]]) -> None:
+        """Before the timed region; may sleep."""
+
+    async def pause_async(self, commands: list[tuple[Any, ...]]) -> None:
+        """The asyncio clients' ``pause``: sleeps must not block the event loop."""
 
     def before(self, commands: list[tuple[Any, ...]]) -> None:
-        """Called inside the timed region before the commands are sent; may sleep or raise."""
+        """Inside the timed region, before the commands are sent; may sleep or raise."""
 
     async def before_async(self, commands: list[tuple[Any, ...]]) -> None:
-        """The asyncio clients' ``before``: sleeps must not block the event loop."""
+        """The asyncio clients' ``before``."""
 
     def after(self, args: tuple[Any, ...], reply: Any) -> None:
-        """Called once per command with its reply (or exception) after it returned."""
+        """Once per command with its reply (or exception), after its timing ended."""
 
 
 class _State:
@@ -48,11 +59,19 @@ _inside: ContextVar[bool] = ContextVar("pytest_cachecheck_inside", default=False
 _pipeline_ids = itertools.count(1)
 
 
-class _Chain:
+class _Chain(Interceptor):
     """Several interceptors at once (e.g. race amplification inside a latency fault)."""
 
     def __init__(self, members: tuple[Interceptor, ...]) -> None:
         self.members = members
+
+    def pause(self, commands: list[tuple[Any, ...]]) -> None:
+        for member in self.members:
+            member.pause(commands)
+
+    async def pause_async(self, commands: list[tuple[Any, ...]]) -> None:
+        for member in self.members:
+            await member.pause_async(commands)
 
     def before(self, commands: list[tuple[Any, ...]]) -> None:
         for member in self.members:
@@ -113,6 +132,8 @@ def _wrap_command(original: Callable[..., Any], guard: bool = False) -> Callable
         if log is None or _inside.get():
             return original(self, *args, **options)
         interceptor = state.interceptor
+        if interceptor is not None:
+            interceptor.pause([args])
         token = _inside.set(True) if guard else None
         start = perf_counter_ns()
         try:
@@ -145,6 +166,8 @@ def _wrap_async_command(original: Callable[..., Any], guard: bool = False) -> Ca
         if log is None or _inside.get():
             return await original(self, *args, **options)
         interceptor = state.interceptor
+        if interceptor is not None:
+            await interceptor.pause_async([args])
         token = _inside.set(True) if guard else None
         start = perf_counter_ns()
         try:
@@ -211,6 +234,8 @@ def _wrap_pipeline(original: Callable[..., Any]) -> Callable[..., Any]:
             return original(self, *args, **kwargs)
         commands = _stack_args(self)
         interceptor = state.interceptor
+        if interceptor is not None:
+            interceptor.pause(commands)
         token = _inside.set(True)
         start = perf_counter_ns()
         try:
@@ -237,6 +262,8 @@ def _wrap_async_pipeline(original: Callable[..., Any]) -> Callable[..., Any]:
             return await original(self, *args, **kwargs)
         commands = _stack_args(self)
         interceptor = state.interceptor
+        if interceptor is not None:
+            await interceptor.pause_async(commands)
         token = _inside.set(True)
         start = perf_counter_ns()
         try:
