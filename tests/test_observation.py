@@ -8,8 +8,8 @@ import time
 import pytest
 import redis
 
-from pytest_cachecheck.observe.commands import classify
 from pytest_cachecheck.observe import instrument
+from pytest_cachecheck.observe.commands import classify
 from pytest_cachecheck.observe.instrument import unobserved
 
 
