@@ -7,6 +7,8 @@ import textwrap
 
 import pytest
 
+from pytest_cachecheck.checks.targets import evaluate_targets
+from pytest_cachecheck.config import Target
 from pytest_cachecheck.observe.events import classify_raw
 from pytest_cachecheck.observe.stats import percentile
 from pytest_cachecheck.observe.summary import LatencyHistogram, RunSummary
@@ -428,3 +430,26 @@ def test_worker_summaries_merge_to_the_single_process_counts() -> None:
         assert (mine.keys_written, mine.keys_without_ttl) == (theirs.keys_written, theirs.keys_without_ttl)
     assert sorted(merged.shapes) == sorted(single.shapes) == ["cart:*", "user:*"]
     assert merged.patterns["user:*"].hit_rate == single.patterns["user:*"].hit_rate == 40 / 60
+
+
+def _summary_with_latencies(durations_ms: list[float]) -> RunSummary:
+    summary = RunSummary()
+    summary.patterns["*"].latency.record_many(int(duration * 1e6) for duration in durations_ms)
+    return summary
+
+
+@pytest.mark.parametrize(
+    ("durations_ms", "status"),
+    [
+        ([1.0] * 98 + [10.0] * 2, "inconclusive"),  # p99 is 10 ms, but 100 samples prove nothing about it
+        ([1.0] * 9_000 + [10.0] * 1_000, "missed"),  # 10 % of commands at 10 ms: p99 is clearly above 5 ms
+        ([1.0] * 10_000, "met"),
+    ],
+)
+def test_percentile_targets_fail_on_clear_evidence_only(durations_ms: list[float], status: str) -> None:
+    target = Target(name="ops", pattern="*", limits=(("p99_ms", 5.0),))
+    (result,) = evaluate_targets([target], _summary_with_latencies(durations_ms))
+    assert result.status == status
+    assert result.failed == (status == "missed")
+    if status != "met":
+        assert "at 99.9% confidence" in result.detail

@@ -89,7 +89,10 @@ class LatencyHistogram:
         """Nearest-rank percentile (as ``observe.stats.percentile``), within 1.6 % above the exact value."""
         if not self.count:
             return None
-        rank = max(1, math.ceil(fraction * self.count))
+        return self.value_at_rank_ms(max(1, math.ceil(fraction * self.count)))
+
+    def value_at_rank_ms(self, rank: int) -> float:
+        """The ``rank``-th smallest duration (1-based), within 1.6 % above the exact value."""
         seen = 0
         for bucket in sorted(self.buckets):
             seen += self.buckets[bucket]

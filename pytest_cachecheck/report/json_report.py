@@ -99,7 +99,7 @@ SCHEMA: dict[str, Any] = {
                     "value": _NUMBER_OR_NULL,
                     "limit": {"type": "number"},
                     "op": {"enum": [">=", "<="]},
-                    "status": {"enum": ["met", "missed", "no data"]},
+                    "status": {"enum": ["met", "missed", "no data", "inconclusive"]},
                     "value_text": {"type": "string"},
                     "limit_text": {"type": "string"},
                     "detail": {"type": "string"},

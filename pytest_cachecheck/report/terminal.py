@@ -10,7 +10,7 @@ import textwrap
 from collections.abc import Sequence
 from typing import Any, Protocol
 
-from ..checks.targets import MET, MISSED
+from ..checks.targets import INCONCLUSIVE, MET, MISSED, NO_DATA
 
 WIDTH = 80
 _STATUS_MARKUP = {MET: {"green": True}, MISSED: {"red": True, "bold": True}}
@@ -143,13 +143,17 @@ def write_verdict(tr: TerminalWriter, targets: Sequence[dict[str, Any]], problem
         tr.write_line(f"cachecheck: {problem}", red=True, bold=True)
     if not targets:
         return
-    missed = [row for row in targets if row["status"] != MET]
-    if not missed:
+    missed = [row for row in targets if row["status"] in (MISSED, NO_DATA)]
+    unclear = [row for row in targets if row["status"] == INCONCLUSIVE]
+    if not missed and not unclear:
         tr.write_line(f"cachecheck: all {len(targets)} targets met", green=True)
         return
-    tr.write_line(f"cachecheck: {len(missed)} of {len(targets)} targets missed:", red=True, bold=True)
-    for row in missed:
+    if missed:
+        tr.write_line(f"cachecheck: {len(missed)} of {len(targets)} targets missed:", red=True, bold=True)
+    if unclear:
+        tr.write_line(f"cachecheck: {len(unclear)} of {len(targets)} targets inconclusive (not failing):", yellow=True)
+    for row in unclear + missed:
         line = f"  {row['name']} {row['metric']} {row['value_text']} (target {row['limit_text']}): {row['status']}"
-        tr.write_line(line, red=True)
+        tr.write_line(line, red=row["status"] != INCONCLUSIVE, yellow=row["status"] == INCONCLUSIVE)
         for detail_line in textwrap.wrap(row["detail"], WIDTH, initial_indent="    ", subsequent_indent="    "):
             tr.write_line(detail_line)
