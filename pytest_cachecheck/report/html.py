@@ -8,7 +8,7 @@ from typing import Any
 
 from ..checks.targets import MET, MISSED
 from .svg import Series, hit_rate_bars, line_chart
-from .terminal import ms, percent
+from .terminal import ms, pattern_cells, percent
 
 STYLE = """
 :root { color-scheme: light; }
@@ -82,18 +82,7 @@ def _pattern_table(title: str, section_id: str, patterns: dict[str, dict[str, An
     if not patterns:
         return ""
     rows = [
-        [
-            f"<code>{escape(pattern)}</code>",
-            str(stats["reads"]),
-            str(stats["hits"]),
-            str(stats["misses"]),
-            percent(stats["hit_rate"]),
-            ms(stats["latency_ms"]["p50"]),
-            ms(stats["latency_ms"]["p95"]),
-            ms(stats["latency_ms"]["p99"]),
-            str(stats["commands"]),
-            str(stats["keys_without_ttl"]),
-        ]
+        [f"<code>{escape(pattern)}</code>", *pattern_cells(stats), str(stats["keys_without_ttl"])]
         for pattern, stats in patterns.items()
     ]
     header = (first, "Reads", "Hits", "Misses", "Hit rate", "p50 ms", "p95 ms", "p99 ms", "Commands", "No TTL")

@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from ..checks.targets import MET, MISSED
-from .terminal import ms, percent
+from .terminal import pattern_cells
 
 STATUS_ICON = {MET: "✅", MISSED: "❌"}
 NO_DATA_ICON = "⚠️"
@@ -27,17 +27,7 @@ def table(header: Sequence[str], rows: Sequence[Sequence[Any]], numeric: range |
 
 def pattern_rows(patterns: dict[str, dict[str, Any]]) -> list[list[str]]:
     return [
-        [
-            f"`{pattern}`",
-            str(stats["reads"]),
-            str(stats["hits"]),
-            str(stats["misses"]),
-            percent(stats["hit_rate"]),
-            ms(stats["latency_ms"]["p50"]),
-            ms(stats["latency_ms"]["p95"]),
-            ms(stats["latency_ms"]["p99"]),
-            str(stats["commands"]),
-        ]
+        [f"`{pattern}`", *pattern_cells(stats)]
         for pattern, stats in patterns.items()
     ]
 

@@ -38,6 +38,21 @@ def ms(value: float | None) -> str:
     return f"{value:.3f}" if value < 10 else f"{value:.1f}"
 
 
+def pattern_cells(stats: dict[str, Any]) -> list[str]:
+    """A per-pattern row's numbers (reads, hits, misses, hit%, p50, p95, p99, commands), alike in every format."""
+    latency = stats["latency_ms"]
+    return [
+        str(stats["reads"]),
+        str(stats["hits"]),
+        str(stats["misses"]),
+        percent(stats["hit_rate"]),
+        ms(latency["p50"]),
+        ms(latency["p95"]),
+        ms(latency["p99"]),
+        str(stats["commands"]),
+    ]
+
+
 def percent(value: float | None) -> str:
     return "-" if value is None else f"{value:.1%}"
 
@@ -71,17 +86,7 @@ def write_patterns(tr: TerminalWriter, patterns: dict[str, dict[str, Any]], titl
     """Reads, hits, misses, hit rate, latency percentiles and commands per pattern."""
     header = (title, "reads", "hits", "misses", "hit%", "p50ms", "p95ms", "p99ms", "cmds")
     rows = [
-        (
-            pattern,
-            str(stats["reads"]),
-            str(stats["hits"]),
-            str(stats["misses"]),
-            percent(stats["hit_rate"]),
-            ms(stats["latency_ms"]["p50"]),
-            ms(stats["latency_ms"]["p95"]),
-            ms(stats["latency_ms"]["p99"]),
-            str(stats["commands"]),
-        )
+        (pattern, *pattern_cells(stats))
         for pattern, stats in patterns.items()
     ]
     widths = _columns([header, *rows], first_max=30)
