@@ -51,13 +51,16 @@ def evaluate(context: TestContext, params: dict[str, Any]) -> CheckResult:
             if _matches(event.command, name):
                 client_counts[name] += 1
                 examples.setdefault(name, event.command + (f" {key_shape(event.keys[0])}" if event.keys else ""))
+    in_warmup = Counter(
+        name for event in context.monitor.warmup_events for name in forbidden if _matches(event.command, name)
+    )
     server_records = context.data.get("server_stats") or []
     server = server_records[-1] if server_records else None
     found = []
     metrics: dict[str, Any] = {}
     for name in forbidden:
         on_client = client_counts[name]
-        on_server = server.count(name) if server is not None else None
+        on_server = max(server.count(name) - in_warmup[name], 0) if server is not None else None
         metrics[f"{name.lower().replace(' ', '_')}_calls"] = max(on_client, on_server or 0)
         if on_client:
             where = f"{on_client} time(s) by the client (first: {examples[name]})"

@@ -89,6 +89,13 @@ class CacheMonitor:
         return self._outside_warmup(self._all_events())
 
     @property
+    def warmup_events(self) -> list[Event]:
+        """Commands issued inside ``warmup()`` blocks: kept out of assertions, yet server-side
+        counters (``INFO commandstats``) saw them, so checks comparing with those need them."""
+        events = self._all_events()
+        return [event for start, end in self._warmup_ranges for event in events[start:end]]
+
+    @property
     def records(self) -> list[RawEvent]:
         """The raw records behind ``events``, index for index: arguments as sent (TTL options)."""
         return self._outside_warmup(self._raw)
