@@ -21,11 +21,8 @@ from .observe.patterns import validate as validate_pattern
 
 try:
     import tomllib
-except ModuleNotFoundError:  # Python 3.10: the tomli backport, when installed
-    try:
-        import tomli as tomllib  # type: ignore[no-redef]
-    except ModuleNotFoundError:
-        tomllib = None  # type: ignore[assignment]
+except ModuleNotFoundError:  # Python 3.10: the tomli backport (a dependency there)
+    import tomli as tomllib  # type: ignore[no-redef]
 
 BACKENDS = ("fake", "server", "docker", "url", "cluster")
 URL_SCHEMES = ("redis", "rediss", "unix", "redis+cluster")
@@ -377,8 +374,6 @@ def _targets_path(path_text: str, config: pytest.Config) -> Path:
 
 def load_targets(path_text: str, config: pytest.Config) -> tuple[Target, ...]:
     """Read and validate ``[[tool.cachecheck.target]]`` (or top-level ``[[target]]``) from a TOML file."""
-    if tomllib is None:
-        raise pytest.UsageError("--cache-targets needs Python 3.11+ (tomllib) or the tomli package installed")
     path = _targets_path(path_text, config)
     where = f"--cache-targets {path.name}"
     try:
