@@ -44,8 +44,24 @@ class LatencyStats:
         )
 
 
+class HitRate:
+    """``reads`` and ``hit_rate`` of anything that counts ``hits`` and ``misses``."""
+
+    hits: int
+    misses: int
+
+    @property
+    def reads(self) -> int:
+        return self.hits + self.misses
+
+    @property
+    def hit_rate(self) -> float | None:
+        """hits / reads, or None when nothing was read."""
+        return self.hits / self.reads if self.reads else None
+
+
 @dataclass(frozen=True)
-class CacheStats:
+class CacheStats(HitRate):
     """What the code under test did to keys matching one pattern."""
 
     pattern: str
@@ -65,15 +81,6 @@ class CacheStats:
         for key, count in self.miss_keys.items():
             shapes[key_shape(key)] += count
         return shapes
-
-    @property
-    def reads(self) -> int:
-        return self.hits + self.misses
-
-    @property
-    def hit_rate(self) -> float | None:
-        """hits / reads, or None when nothing was read."""
-        return self.hits / self.reads if self.reads else None
 
 
 def compute_stats(events: Iterable[Event], pattern: str = MATCH_ALL) -> CacheStats:

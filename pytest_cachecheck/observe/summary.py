@@ -20,6 +20,7 @@ from .commands import DELETE, ERROR, HIT, MISS, WRITE
 from .events import Event
 from .instrument import RawEvent
 from .patterns import MATCH_ALL, key_shape, matcher
+from .stats import HitRate
 from .ttl import keys_without_ttl
 
 # Histogram buckets: values below 2**SUB_BITS+1 ns are exact; above, each power of two
@@ -173,7 +174,7 @@ class _TestGroup:
 
 
 @dataclass
-class PatternSummary:
+class PatternSummary(HitRate):
     """What the whole run did to keys matching one pattern (or one key shape)."""
 
     hits: int = 0
@@ -188,14 +189,6 @@ class PatternSummary:
     keys_without_ttl: int = 0
     ttl_examples: list[str] = field(default_factory=list)
     measured: dict[str, MetricAggregate] = field(default_factory=dict)
-
-    @property
-    def reads(self) -> int:
-        return self.hits + self.misses
-
-    @property
-    def hit_rate(self) -> float | None:
-        return self.hits / self.reads if self.reads else None
 
     @property
     def command_count(self) -> int:
