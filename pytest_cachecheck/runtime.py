@@ -47,7 +47,6 @@ class CachecheckRun:
         self._server: CacheServer | None = None
         self._start_error: str | None = None
         self.context: TestContext | None = None
-        self.results: dict[str, list[CheckResult]] = {}
         self.bound_markers: list[tuple[str, dict[str, Any]]] = []
         self.server_stats: ServerStatsProbe | None = None
         self._counters_before: ServerCounters | None = None
@@ -105,7 +104,7 @@ class CachecheckRun:
             self.summary.server_version = self._server.version
         checks = [
             {"marker": result.marker, "status": result.status, "message": result.message, "metrics": result.metrics}
-            for result in self.results.get(item.nodeid, ())
+            for result in context.results
         ]
         monitor = context.monitor
         metrics = self.summary.add_test(item.nodeid, monitor.events, monitor.records, context.measurements, checks)
@@ -156,8 +155,7 @@ class CachecheckRun:
         context = self.context
         if context is None:
             return []
-        results = [CHECKS[name].evaluate(context, params) for name, params in self.bound_markers]
-        self.results[item.nodeid] = results
+        results = context.results = [CHECKS[name].evaluate(context, params) for name, params in self.bound_markers]
         for result in results:
             for metric, value in result.metrics.items():
                 item.user_properties.append((f"cachecheck.{result.marker}.{metric}", value))

@@ -41,7 +41,7 @@ class TestContext:
     backend: Any = None
     data: dict[str, list[Any]] = field(default_factory=lambda: defaultdict(list))
     measurements: list[Measurement] = field(default_factory=list)
-    metrics: dict[str, Any] = field(default_factory=dict)
+    results: list[CheckResult] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
