@@ -86,7 +86,7 @@ class CachecheckRun:
     # -- per test
     def begin_test(self, item: pytest.Item) -> None:
         monitor = CacheMonitor()
-        self.context = TestContext(item.nodeid, monitor, backend=self._backend)
+        self.context = TestContext(item.nodeid, monitor)
         if self.settings.monitor:
             monitor.activate()
         self.bound_markers = []
@@ -113,7 +113,8 @@ class CachecheckRun:
                 item.user_properties.append((f"cachecheck.{name}", metrics[name]))
 
     def begin_call(self) -> None:
-        """Just before the test body: the server's counters, for this test's server-side deltas."""
+        """Just before the test body (fixtures have started the backend, if the test uses it):
+        the backend for checks that read the server, and its counters for server-side deltas."""
         context = self.context
         if context is not None and self._server is not None:
             context.backend = self._backend
