@@ -201,7 +201,7 @@ class Param:
         if value is None and not self.required:
             return None
         ok = {
-            "number": isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value),
+            "number": _is_finite_number(value),
             "int": isinstance(value, int) and not isinstance(value, bool),
             "str": isinstance(value, str) and value != "",
             "bool": isinstance(value, bool),
@@ -214,6 +214,16 @@ class Param:
         if not ok:
             raise MarkerError(f"@pytest.mark.{marker}: argument {self.name!r} must be {self.describe()}, got {value!r}")
         return value.upper() if self.kind == "command" else value
+
+
+def _is_finite_number(value: Any) -> bool:
+    """An int or float that is finite as a float (``10**400`` is not: ``math.isfinite`` overflows)."""
+    if not isinstance(value, (int, float)) or isinstance(value, bool):
+        return False
+    try:
+        return math.isfinite(value)
+    except OverflowError:
+        return False
 
 
 @dataclass(frozen=True)
@@ -318,7 +328,7 @@ class Target:
 
 
 def _limit_is_valid(kind: str, value: Any) -> bool:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+    if not _is_finite_number(value):
         return False
     if kind == "fraction":
         return 0 <= value <= 1

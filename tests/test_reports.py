@@ -141,6 +141,17 @@ def test_markdown_is_appended_to_the_github_step_summary(
     assert "| carts | `cart:*` | hit_rate | 33.3% | >= 90.0% | ❌ missed |" in text
 
 
+def test_unwritable_github_summary_is_one_line_not_a_traceback(
+    project: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("GITHUB_STEP_SUMMARY", str(project.path / "no-such-dir" / "summary.md"))
+    result = project.runpytest("--cache-report", "r.json")
+    assert result.ret != 0  # the report is still written, the broken summary is not silently lost
+    result.stdout.fnmatch_lines(["*GITHUB_STEP_SUMMARY=*summary.md: could not append the Markdown report: *"])
+    assert "Traceback" not in result.stdout.str()
+    assert (project.path / "r.json").exists()
+
+
 def test_junit_xml_carries_per_test_cache_metrics(project: pytest.Pytester) -> None:
     project.runpytest("--junitxml", "junit.xml")
     tree = ElementTree.parse(project.path / "junit.xml")

@@ -42,7 +42,9 @@ def finish_run(summary: RunSummary, settings: Settings, base: Path) -> RunReport
     started = time.perf_counter()
     written, problems = write_reports(report, settings.reports, base)
     if settings.target_list or settings.reports:
-        append_github_summary(report)
+        summary_problem = append_github_summary(report)
+        if summary_problem is not None:
+            problems.append(summary_problem)
     seconds = time.perf_counter() - started
     any_marker = any(test["checks"] for test in summary.tests)
     show = bool(settings.target_list or settings.reports or any_marker)

@@ -36,11 +36,18 @@ def write_reports(report: dict[str, Any], paths: Sequence[str], base: Path) -> t
     return written, problems
 
 
-def append_github_summary(report: dict[str, Any]) -> bool:
-    """Append the Markdown report to ``$GITHUB_STEP_SUMMARY`` (GitHub Actions' job summary) when set."""
+def append_github_summary(report: dict[str, Any]) -> str | None:
+    """Append the Markdown report to ``$GITHUB_STEP_SUMMARY`` (GitHub Actions' job summary) when set.
+
+    Returns one line when the file could not be written: a broken job summary must not
+    lose the run's verdict, nor end it with a traceback.
+    """
     target = os.environ.get("GITHUB_STEP_SUMMARY")
     if not target:
-        return False
-    with open(target, "a", encoding="utf-8") as summary:
-        summary.write(markdown.render(report) + "\n")
-    return True
+        return None
+    try:
+        with open(target, "a", encoding="utf-8") as summary:
+            summary.write(markdown.render(report) + "\n")
+    except OSError as exc:
+        return f"GITHUB_STEP_SUMMARY={target}: could not append the Markdown report: {exc.strerror or exc}"
+    return None
