@@ -37,6 +37,14 @@ def test_ttl_marker(pytester: pytest.Pytester) -> None:
             cache_redis.set("gone", 1)
             cache_redis.delete("gone")
 
+        @pytest.mark.cache_ttl(min_s=1, max_s=1)
+        def test_write_after_expire_keeps_the_ttl(cache_redis):
+            import time
+            cache_redis.hset("cart:1", "a", 1)
+            cache_redis.expire("cart:1", 1)
+            time.sleep(0.3)
+            cache_redis.hset("cart:1", "b", 2)  # HSET keeps the TTL set 0.3 s earlier: still exactly 1 s
+
         @pytest.mark.cache_ttl(pattern="session:*", required=False, max_s=60)
         def test_pattern_and_optional(cache_redis):
             cache_redis.set("config", 1)
@@ -53,10 +61,11 @@ def test_ttl_marker(pytester: pytest.Pytester) -> None:
         """
     )
     result = run(pytester, "-v")
-    result.assert_outcomes(passed=2, failed=3, errors=1)
+    result.assert_outcomes(passed=3, failed=3, errors=1)
     result.stdout.fnmatch_lines_random(
         [
             "*test_expire_after_write_and_deleted_keys PASSED*",
+            "*test_write_after_expire_keeps_the_ttl PASSED*",
             "*test_pattern_and_optional PASSED*",
             "*cache_ttl: 2 of 3 keys written in this test have no TTL: user:2:profile, user:3:tags",
             "*cache_ttl: 1 key(s) have a TTL below min_s=30: page:about (0.5* s); "

@@ -3,9 +3,11 @@
 Reads the real TTLs from the server when the test body has ended (before the per-test
 clean-up) for every key the test wrote, so TTLs set inside Lua scripts, by ``EXPIRE``
 after the write, or by a library's own options all count. The TTL a key was given is
-estimated as the remaining PTTL plus the time since its last observed write; the bounds
-are checked with the timing uncertainty in the key's favour, so a slow test never fails
-``min_s`` just because time passed.
+estimated as the remaining PTTL plus the time since it was set: at the earliest when the
+last command that can set a TTL began (``SET``, ``EXPIRE``, a script ...; a later ``HSET``
+keeps the TTL), at the latest when the last write ended. The bounds are checked with that
+uncertainty in the key's favour, so a slow test never fails ``min_s`` just because time
+passed.
 """
 
 from __future__ import annotations
@@ -25,6 +27,9 @@ from ..observe.patterns import validate as validate_pattern
 from .base import FAILED, PASSED, Check, CheckResult, TestContext
 
 _SCRIPTS = ("EVAL", "EVALSHA", "FCALL")  # not the *_RO variants: they cannot write
+_SETS_TTL = frozenset(
+    {"SET", "SETEX", "PSETEX", "GETEX", "EXPIRE", "PEXPIRE", "EXPIREAT", "PEXPIREAT", "RESTORE", *_SCRIPTS}
+)
 _BATCH = 1000
 _EXAMPLES = 5
 _CLOCK_SLACK_MS = 2  # the server reads its clock in whole milliseconds at the write and at PTTL
@@ -57,21 +62,27 @@ SPEC = MarkerSpec(
 @dataclass(frozen=True)
 class WrittenKey:
     key: str
-    write_start_ns: int
-    write_end_ns: int
+    ttl_set_after_ns: int  # start of the last command that could have set its TTL (else its first write)
+    write_end_ns: int  # end of its last write: the TTL was set by then
 
 
 def written_keys(events: Sequence[Event], pattern: str) -> list[WrittenKey]:
-    """Keys written (or passed to a writing script) in the test, with their last write's interval."""
+    """Keys written (or passed to a writing script) in the test, in the order last written."""
     match = matcher(pattern)
-    last: dict[str, WrittenKey] = {}
+    last_write_end: dict[str, int] = {}
+    ttl_set_after: dict[str, int] = {}
     for event in events:
         script = event.command in _SCRIPTS
         for key, outcome in zip(event.keys, event.outcomes):
-            if (script or outcome == WRITE) and match(key):
-                last.pop(key, None)
-                last[key] = WrittenKey(key, event.start_ns, event.start_ns + event.duration_ns)
-    return list(last.values())
+            if not match(key):
+                continue
+            writes = script or outcome == WRITE
+            if event.command in _SETS_TTL or (writes and key not in ttl_set_after):
+                ttl_set_after[key] = event.start_ns
+            if writes:
+                last_write_end.pop(key, None)
+                last_write_end[key] = event.start_ns + event.duration_ns
+    return [WrittenKey(key, ttl_set_after[key], end) for key, end in last_write_end.items()]
 
 
 @dataclass(frozen=True)
@@ -101,7 +112,7 @@ def read_ttls(client: Any, keys: Sequence[WrittenKey]) -> list[KeyTtl]:
                         written.key,
                         pttl,
                         (pttl - _CLOCK_SLACK_MS + (read_start - written.write_end_ns) / 1e6) / 1000,
-                        (pttl + _CLOCK_SLACK_MS + (read_end - written.write_start_ns) / 1e6) / 1000,
+                        (pttl + _CLOCK_SLACK_MS + (read_end - written.ttl_set_after_ns) / 1e6) / 1000,
                     )
                 )
     return found
