@@ -207,6 +207,36 @@ def test_speedup_of_a_real_cache_passes_and_a_no_op_cache_fails(project: pytest.
     )
 
 
+def test_a_clear_speedup_passes_without_an_inconclusive_warning(project: pytest.Pytester) -> None:
+    project.makepyfile(
+        test_clear_speedup="""
+        import pytest
+        from layers import client, spin
+
+        class ReportPage:
+            # cold: a 20 ms query; warm: one GET -> far above 2x, decided even on a loaded machine
+            def __init__(self, client):
+                self.client = client
+
+            def get(self):
+                data = self.client.get("report:1")
+                if data is None:
+                    spin(0.020)
+                    data = b"report"
+                    self.client.set("report:1", data, ex=300)
+                return data
+
+        @pytest.mark.cache_speedup(2)
+        def test_clear(cache_url, cache_bench):
+            page = ReportPage(client(cache_url))
+            result = cache_bench.speedup(page.get, cold=lambda: page.client.delete("report:1"))
+            assert result.low >= 2, result.describe()
+        """
+    )
+    result = run(project, "-W", "error::pytest_cachecheck.runtime.InconclusiveCheckWarning")
+    result.assert_outcomes(passed=1)
+
+
 def test_load_run_reports_percentiles_and_hit_rate(project: pytest.Pytester) -> None:
     """The FastAPI report's claim as a test: 30 concurrent users, p99 <= 10 ms... and the hit rate."""
     project.makepyfile(
