@@ -57,6 +57,21 @@ def test_server_backend_info_and_stop_at_session_end(pytester: pytest.Pytester) 
         redis.Redis(port=port, socket_connect_timeout=0.5).ping()
 
 
+def test_fake_backend_info_is_a_usable_url(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(
+        test_info="""
+        import redis
+
+        def test_info(cache_server, cache_redis):
+            assert cache_server.backend == "fake" and cache_server.version.startswith("fakeredis ")
+            assert cache_server.url == f"redis://127.0.0.1:{cache_server.port}/0" and cache_server.port > 0
+            cache_redis.set("shared", b"1")
+            assert redis.Redis.from_url(cache_server.url).get("shared") == b"1"  # the same in-process data
+        """
+    )
+    pytester.runpytest("-p", "no:cacheprovider").assert_outcomes(passed=1)
+
+
 def test_each_xdist_worker_gets_its_own_server(pytester: pytest.Pytester) -> None:
     pytester.makepyfile(
         test_workers="""

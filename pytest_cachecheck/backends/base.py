@@ -15,7 +15,7 @@ class BackendError(Exception):
 
 @dataclass(frozen=True)
 class ServerInfo:
-    """Where the isolated Redis is. ``port`` is 0 for in-process and unix-socket servers."""
+    """Where the isolated Redis is. ``port`` is 0 for unix-socket servers."""
 
     backend: str
     url: str

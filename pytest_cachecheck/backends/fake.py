@@ -24,10 +24,13 @@ class FakeBackend:
         self._admin: fakeredis.FakeRedis | None = None
 
     def start(self) -> ServerInfo:
+        """The in-process server, also served over TCP so ``cache_server.url``/``host``/``port`` are usable."""
         server = self._server()
         version = ".".join(str(part) for part in server.version)
-        url = self._tcp_url() if self._tcp is not None else "fakeredis://in-process"
-        return ServerInfo(self.name, url, "", 0, f"fakeredis {fakeredis.__version__} (redis {version})")
+        url = self.url_for_test()
+        assert self._tcp is not None
+        host, port = self._tcp.server_address[:2]
+        return ServerInfo(self.name, url, str(host), int(port), f"fakeredis {fakeredis.__version__} (redis {version})")
 
     def _server(self) -> fakeredis.FakeServer:
         if self.server is None:
