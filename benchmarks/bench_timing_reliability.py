@@ -3,8 +3,11 @@
 Each check runs N times (default 200) on a layer whose true value is half its ceiling
 (for ``cache_speedup``: twice its minimum) while a busy-loop process keeps another core
 fully loaded, and N times on a layer 3x past the ceiling (3x slower; a third of the
-minimum speedup). Goals: at most 1 false failure in 200 on the healthy layer, at least
-199 detections in 200 on the slow one. The ceilings come from a baseline measured in
+minimum speedup). ``cache_invalidation(o1=True)`` is judged here on its time slope alone:
+the healthy layer bumps a namespace version (constant time), the slow one sends the same
+single command but does O(n) work per invalidation (slope ~1), so only timing can tell.
+Goals: at most 1 false failure in 200 on the healthy layer, at least 199 detections in
+200 on the slow one (a slow layer needs no more than 60 samples to fail clearly). The ceilings come from a baseline measured in
 the same run, before the load starts: ceiling = 2 x the healthy layer's true value.
 
 The checks run exactly as under pytest (same monitor, same ``evaluate``), on a real
@@ -31,6 +34,9 @@ from pytest_cachecheck.observe import instrument
 from pytest_cachecheck.observe.monitor import CacheMonitor
 
 COMMANDS_PER_RUN = 60  # one test's worth of cache reads for cache_latency
+P99_COMMANDS_PER_RUN = 400  # a p99 ceiling needs >= 299 samples to be decided either way
+SCALING_SIZES = (100, 1_000, 10_000)
+O1_WORK_PER_KEY_S = 2e-6  # the slow layer's O(n) work: 0.2 ms at 100 keys, 20 ms at 10,000
 MAX_FALSE_FAILURES = 1
 MIN_DETECTED_SHARE = 199 / 200
 
@@ -74,11 +80,34 @@ def in_test(body: Callable[[TestContext], Any]) -> TestContext:
 # ---------------------------------------------------------------- layers
 
 
-def latency_workload(client: Any, delay_s: float) -> Callable[[TestContext], None]:
+def latency_workload(client: Any, delay_s: float, commands: int = COMMANDS_PER_RUN) -> Callable[[TestContext], None]:
     def body(context: TestContext) -> None:
         with instrument.intercepting(SlowServer(delay_s)):
-            for index in range(COMMANDS_PER_RUN):
+            for index in range(commands):
                 client.get(f"product:{index % 10}")
+
+    return body
+
+
+def scaling_workload(client: Any, linear: bool) -> Callable[[TestContext], None]:
+    """Namespaced cache of ``size`` keys; invalidation is one INCR, plus O(n) work when ``linear``."""
+    state = {"size": 0}
+
+    def populate(size: int) -> None:
+        state["size"] = size
+        client.flushdb()
+        pipe = client.pipeline(transaction=False)
+        for start in range(0, size, 1000):
+            pipe.mset({f"ns:1:item:{index}": b"x" for index in range(start, min(start + 1000, size))})
+        pipe.execute()
+
+    def invalidate() -> None:
+        client.incr("ns:version")
+        if linear:
+            spin(O1_WORK_PER_KEY_S * state["size"])
+
+    def body(context: TestContext) -> None:
+        invalidation.InvalidationProbe(context).scaling(populate, invalidate, sizes=SCALING_SIZES)
 
     return body
 
@@ -191,6 +220,11 @@ def main() -> int:
         ]
         true_latency = {q: percentile_of(durations, q) for q in (0.5, 0.95, 0.99)}
         latency_ceiling = {q: 2 * value for q, value in true_latency.items()}
+        true_max = statistics.median(
+            max(event.duration_ms for event in in_test(latency_workload(client, base_delay)).monitor.events)
+            for _ in range(20)
+        )
+        max_ceiling = 2 * true_max
 
         invalidation_cost = 0.001
         visibility = []
@@ -206,10 +240,23 @@ def main() -> int:
         minimum_speedup = true_speedup / 2
         # the slow layer's 'cache' never stores: its true speedup is 1x, about a third of the minimum
 
+        healthy_slope, linear_slope = (
+            statistics.median(
+                in_test(scaling_workload(client, linear)).data[invalidation.DATA_SCALING][0].slope for _ in range(5)
+            )
+            for linear in (False, True)
+        )
+
         rows = {
             "p50": Row("cache_latency(p50_ms)", f"{true_latency[0.5]:.3f} ms", f"{latency_ceiling[0.5]:.3f} ms", ""),
             "p95": Row("cache_latency(p95_ms)", f"{true_latency[0.95]:.3f} ms", f"{latency_ceiling[0.95]:.3f} ms", ""),
-            "p99": Row("cache_latency(p99_ms)", f"{true_latency[0.99]:.3f} ms", f"{latency_ceiling[0.99]:.3f} ms", ""),
+            "p99": Row(
+                f"cache_latency(p99_ms), {P99_COMMANDS_PER_RUN} GETs",
+                f"{true_latency[0.99]:.3f} ms",
+                f"{latency_ceiling[0.99]:.3f} ms",
+                "",
+            ),
+            "max": Row("cache_latency(max_ms)", f"{true_max:.3f} ms", f"{max_ceiling:.3f} ms", ""),
             "inv": Row(
                 "cache_invalidation(max_ms)",
                 f"{true_visibility:.3f} ms",
@@ -217,23 +264,41 @@ def main() -> int:
                 f"~{3 * visibility_ceiling:.3f} ms",
             ),
             "speed": Row("cache_speedup(min)", f"{true_speedup:.2f}x", f"{minimum_speedup:.2f}x", "1.00x"),
+            "o1": Row(
+                "cache_invalidation(o1=True)",
+                f"slope {healthy_slope:.2f}",
+                f"slope < {invalidation.O1_MAX_SLOPE}",
+                f"slope {linear_slope:.2f}",
+            ),
         }
         latency_checks = [
-            (rows[name], latency.CHECK, {key: latency_ceiling[q]})
-            for name, key, q in (("p50", "p50_ms", 0.5), ("p95", "p95_ms", 0.95), ("p99", "p99_ms", 0.99))
+            (rows[name], latency.CHECK, {key: latency_ceiling[q]}, commands)
+            for name, key, q, commands in (
+                ("p50", "p50_ms", 0.5, COMMANDS_PER_RUN),
+                ("p95", "p95_ms", 0.95, COMMANDS_PER_RUN),
+                ("p99", "p99_ms", 0.99, P99_COMMANDS_PER_RUN),
+            )
         ]
+        latency_checks.append((rows["max"], latency.CHECK, {"max_ms": max_ceiling}, COMMANDS_PER_RUN))
 
         try:
             started = time.perf_counter()
-            tally(runs, lambda: latency_workload(client, base_delay), latency_checks, healthy=True)
+            for commands in sorted({check[3] for check in latency_checks}):
+                checks = [check[:3] for check in latency_checks if check[3] == commands]
+                tally(runs, lambda commands=commands: latency_workload(client, base_delay, commands), checks, True)
             progress("latency, healthy layer done")
-            for check in latency_checks:
+            for row, check, params, _ in latency_checks:
                 # the slow layer for this percentile: every command 3x its ceiling
-                slow_delay = 3 * next(iter(check[2].values())) / 1000
+                slow_delay = 3 * next(iter(params.values())) / 1000
                 sample = in_test(latency_workload(client, slow_delay))
-                check[0].true_slow = f"~{percentile_of([e.duration_ms for e in sample.monitor.events], 0.5):.3f} ms"
-                tally(runs, lambda slow_delay=slow_delay: latency_workload(client, slow_delay), [check], healthy=False)
-                progress(f"{check[0].check}, slow layer done")
+                row.true_slow = f"~{percentile_of([e.duration_ms for e in sample.monitor.events], 0.5):.3f} ms"
+                tally(
+                    runs,
+                    lambda slow_delay=slow_delay: latency_workload(client, slow_delay),
+                    [(row, check, params)],
+                    False,
+                )
+                progress(f"{row.check}, slow layer done")
             visibility_check = [(rows["inv"], invalidation.CHECK, {"max_ms": visibility_ceiling})]
             for healthy, cost in ((True, invalidation_cost), (False, slow_invalidation_cost)):
                 serial = iter(range(2 * runs))
@@ -247,6 +312,10 @@ def main() -> int:
             speedup_check = [(rows["speed"], speedup.CHECK, {"min": minimum_speedup})]
             for healthy in (True, False):
                 tally(runs, lambda healthy=healthy: speedup_workload(client, store=healthy), speedup_check, healthy)
+            progress("speedup done")
+            o1_check = [(rows["o1"], invalidation.CHECK, {"o1": True})]
+            for healthy in (True, False):
+                tally(runs, lambda healthy=healthy: scaling_workload(client, linear=not healthy), o1_check, healthy)
             elapsed = time.perf_counter() - started
         finally:
             load.terminate()
@@ -263,7 +332,8 @@ def main() -> int:
         f"{elapsed:.0f} s under load"
     )
     print(
-        f"cache_latency: {COMMANDS_PER_RUN} GETs per run; cache_invalidation: 1 measure() per run; "
+        f"cache_latency: {COMMANDS_PER_RUN} GETs per run (p99: {P99_COMMANDS_PER_RUN}); cache_invalidation: "
+        f"1 measure() per run, o1: scaling() over sizes {SCALING_SIZES}, 5 repetitions; "
         "cache_speedup: 21 rounds per run"
     )
     print()
