@@ -7,8 +7,9 @@ minimum speedup). ``cache_invalidation(o1=True)`` is judged here on its time slo
 the healthy layer bumps a namespace version (constant time), the slow one sends the same
 single command but does O(n) work per invalidation (slope ~1), so only timing can tell.
 Goals: at most 1 false failure in 200 on the healthy layer, at least 199 detections in
-200 on the slow one (a slow layer needs no more than 60 samples to fail clearly). The ceilings come from a baseline measured in
-the same run, before the load starts: ceiling = 2 x the healthy layer's true value.
+200 on the slow one (a slow layer needs no more than 60 samples to fail clearly). The
+ceilings come from a baseline measured in the same run, before the load starts:
+ceiling = 2 x the healthy layer's true value.
 
 The checks run exactly as under pytest (same monitor, same ``evaluate``), on a real
 redis-server; only the pytest glue around them is left out.
