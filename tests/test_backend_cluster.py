@@ -4,9 +4,15 @@ from __future__ import annotations
 
 import json
 import shutil
+import threading
+import time
+from collections.abc import Callable
 
 import pytest
 import redis.cluster
+
+from pytest_cachecheck.backends.base import ServerInfo, ping
+from pytest_cachecheck.backends.cluster import ClusterBackend
 
 pytestmark = pytest.mark.skipif(shutil.which("redis-server") is None, reason="redis-server is not installed")
 
@@ -122,8 +128,6 @@ def test_cluster_fixtures_pipelines_and_isolation(pytester: pytest.Pytester) -> 
 
 
 def test_url_backend_on_an_existing_cluster(pytester: pytest.Pytester) -> None:
-    from pytest_cachecheck.backends.cluster import ClusterBackend
-
     cluster = ClusterBackend("redis-server")
     info = cluster.start()
     try:
@@ -170,3 +174,28 @@ def test_cluster_start_failure_is_one_line(pytester: pytest.Pytester) -> None:
     result.stdout.fnmatch_lines(
         ["*cache backend 'cluster': cannot start a local Redis Cluster: redis-server exited with code 3*"]
     )
+
+
+def test_servers_forked_or_restarted_from_a_short_lived_thread_outlive_it() -> None:
+    """Linux sends the parent-death signal when the forking *thread* ends: a cluster started
+    lazily in a worker thread, or a node restarted by a real outage ended in one, must survive it."""
+    cluster = ClusterBackend("redis-server")
+    try:
+        started: list[ServerInfo] = []
+        in_a_thread(lambda: started.append(cluster.start()))
+        assert started, "the cluster did not start in the thread (its error is in the thread's output)"
+        restarted = cluster.processes[0]
+        restarted.stop(keep_files=True)
+        in_a_thread(restarted.restart)
+        time.sleep(0.3)  # the kernel's SIGKILL would land as soon as the thread is gone
+        for node in cluster.processes:
+            assert node.process is not None and node.process.poll() is None, f"port {node.port}: killed"
+            assert ping(node.host, node.port)
+    finally:
+        cluster.stop()
+
+
+def in_a_thread(work: Callable[[], object]) -> None:
+    worker = threading.Thread(target=work)
+    worker.start()
+    worker.join()

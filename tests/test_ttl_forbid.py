@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import shutil
 from collections import Counter
 
 import pytest
@@ -214,3 +216,93 @@ def test_parse_counters_sums_cluster_nodes_and_ignores_info() -> None:
     delta = difference(empty, cluster)
     assert "INFO" not in delta.calls and delta.count("CONFIG") == 1 and delta.total_ms == pytest.approx(0.045)
     assert delta.hit_rate == pytest.approx(5 / 6)
+
+
+needs_redis_server = pytest.mark.skipif(shutil.which("redis-server") is None, reason="redis-server is not installed")
+
+ON_EVERY_MASTER = """
+def key_on_every_master(client, prefix):
+    '''One key per master of the three: a script runs on the master that owns its key's slot.'''
+    keys = {}
+    for i in range(1000):
+        keys.setdefault(client.get_node_from_key(f"{prefix}{i}").name, f"{prefix}{i}")
+    assert len(keys) == 3
+    return sorted(keys.values())
+"""
+
+CLUSTER_FORBID_TESTS = (
+    ON_EVERY_MASTER
+    + """
+import pytest
+
+@pytest.mark.cache_forbid("KEYS")
+def test_keys_in_lua_on_every_master(cache_redis):
+    for key in key_on_every_master(cache_redis, "item:"):
+        cache_redis.set(key, 1)
+        cache_redis.eval("return #redis.call('KEYS', 'item:*')", 1, key)
+
+@pytest.mark.cache_forbid("KEYS")
+def test_clean_lua_on_every_master(cache_redis):
+    for key in key_on_every_master(cache_redis, "item:"):
+        cache_redis.set(key, 1)
+        cache_redis.eval("return redis.call('GET', KEYS[1])", 1, key)
+"""
+)
+
+
+@needs_redis_server
+def test_forbid_sees_keys_inside_eval_on_every_cluster_master(pytester: pytest.Pytester) -> None:
+    """Server-side counters are summed over the primaries, not read from redis-py's one default node."""
+    pytester.makepyfile(test_forbid=CLUSTER_FORBID_TESTS)
+    result = run(pytester, "--cache-backend", "cluster", "-v")
+    result.assert_outcomes(passed=1, failed=1)
+    result.stdout.fnmatch_lines_random(
+        [
+            "*test_clean_lua_on_every_master PASSED*",
+            "*cache_forbid: KEYS ran 3 time(s) on the server but never from the client: inside Lua scripts or "
+            "functions (3 script call(s) observed client-side)",
+        ]
+    )
+
+
+@needs_redis_server
+def test_cluster_keyspace_hits_and_misses_equal_client_side_ones(pytester: pytest.Pytester) -> None:
+    """Plain GETs spread over the three masters: the server-side deltas add up to what the client saw."""
+    pytester.makeconftest(
+        """
+        import json
+        import pytest
+        from pytest_cachecheck.plugin import RUN_KEY
+
+        @pytest.hookimpl(wrapper=True)
+        def pytest_runtest_call(item):
+            result = yield
+            context = item.config.stash[RUN_KEY].context
+            server, client = context.data["server_stats"][-1], context.monitor.stats()
+            with open("keyspace.json", "w") as out:
+                json.dump(
+                    {
+                        "server": [server.keyspace_hits, server.keyspace_misses, server.count("GET")],
+                        "client": [client.hits, client.misses, client.commands["GET"]],
+                    },
+                    out,
+                )
+            return result
+        """
+    )
+    pytester.makepyfile(
+        test_gets="""
+        def test_gets_on_every_master(cache_redis):
+            present = [f"user:{i}" for i in range(40)]
+            missing = [f"ghost:{i}" for i in range(20)]
+            for keys in (present, missing):
+                assert len({cache_redis.get_node_from_key(key).name for key in keys}) == 3
+            for key in present:
+                cache_redis.set(key, 1)
+            for key in present + missing:
+                cache_redis.get(key)
+        """
+    )
+    run(pytester, "--cache-backend", "cluster").assert_outcomes(passed=1)
+    counts = json.loads((pytester.path / "keyspace.json").read_text())
+    assert counts["server"] == counts["client"] == [40, 20, 60]

@@ -27,6 +27,11 @@ CLUSTER_SCHEME = "redis+cluster"
 SLOTS = 16384
 MASTERS = 3
 _READY_TIMEOUT_S = 15.0
+# Redis keeps a fresh master in cluster_state:fail for CLUSTER_WRITABLE_DELAY = 2000 ms after
+# its first cluster cron (clusterUpdateState, src/cluster.c; src/cluster_legacy.c since 7.2).
+_WRITABLE_DELAY_S = 2.0
+_STARTED_BEFORE_READY_S = 0.1  # each node's delay began when it started, a little before it answered PING
+_POLL_S = 0.005
 _BATCH = 500
 
 
@@ -49,6 +54,30 @@ def slot_ranges(masters: int = MASTERS) -> list[tuple[int, int]]:
     """Contiguous, inclusive slot ranges covering all 16384 slots, one per master."""
     bounds = [index * SLOTS // masters for index in range(masters + 1)]
     return [(bounds[index], bounds[index + 1] - 1) for index in range(masters)]
+
+
+def _node_args(bus_port: int) -> list[str]:
+    return [
+        "--cluster-enabled",
+        "yes",
+        "--cluster-config-file",
+        "nodes.conf",
+        "--cluster-node-timeout",
+        "5000",
+        # The default bus port (port + 10000) may be taken or above 65535.
+        "--cluster-port",
+        str(bus_port),
+    ]
+
+
+def _assign(admin: redis.Redis, epoch: int, slots: tuple[int, int]) -> None:
+    """A distinct config epoch per master, then its contiguous slot range."""
+    first, last = slots
+    admin.execute_command("CLUSTER SET-CONFIG-EPOCH", epoch)
+    try:
+        admin.execute_command("CLUSTER ADDSLOTSRANGE", first, last)
+    except redis.ResponseError:  # servers before 7.0
+        admin.execute_command("CLUSTER ADDSLOTS", *range(first, last + 1))
 
 
 def _cluster_info(node: redis.Redis) -> dict[str, str]:
@@ -77,7 +106,9 @@ class ClusterBackend:
         try:
             with unobserved():
                 self._launch()
-                self._form_cluster()
+                not_before = time.monotonic() + _WRITABLE_DELAY_S - _STARTED_BEFORE_READY_S
+                self._introduce()
+                self._await_ok(not_before)
                 host, port = self.processes[0].host, self.processes[0].port
                 version = str(self._admins[0].info("server").get("redis_version", "unknown"))
         except (BackendError, redis.RedisError) as exc:
@@ -87,40 +118,31 @@ class ClusterBackend:
         return self._info
 
     def _launch(self) -> None:
+        """Spawn every node before waiting for any, and give each its slots as soon as it answers.
+
+        A fresh master stays in ``cluster_state:fail`` for Redis's own 2 s writable delay,
+        counted from its start; started in parallel, the three delays run at the same time.
+        """
         for _ in range(MASTERS):
             bus_port = free_port()
-            args = [
-                "--cluster-enabled",
-                "yes",
-                "--cluster-config-file",
-                "nodes.conf",
-                "--cluster-node-timeout",
-                "5000",
-                # The default bus port (port + 10000) may be taken or above 65535.
-                "--cluster-port",
-                str(bus_port),
-            ]
-            process = RedisProcess(self.binary, args)
-            self.processes.append(process)
+            self.processes.append(RedisProcess(self.binary, _node_args(bus_port), wait=False))
             self.bus_ports.append(bus_port)
-            self._admins.append(redis.Redis(host=process.host, port=process.port, single_connection_client=True))
+        for epoch, (process, slots) in enumerate(zip(self.processes, slot_ranges()), start=1):
+            process.await_ready()
+            admin = redis.Redis(host=process.host, port=process.port, single_connection_client=True)
+            self._admins.append(admin)
+            _assign(admin, epoch, slots)
 
-    def _form_cluster(self) -> None:
-        """Distinct config epochs, slots split evenly, every node introduced to every other."""
-        for epoch, (admin, (first, last)) in enumerate(zip(self._admins, slot_ranges()), start=1):
-            admin.execute_command("CLUSTER SET-CONFIG-EPOCH", epoch)
-            try:
-                admin.execute_command("CLUSTER ADDSLOTSRANGE", first, last)
-            except redis.ResponseError:  # servers before 7.0
-                admin.execute_command("CLUSTER ADDSLOTS", *range(first, last + 1))
-        # Every pair meets directly: no waiting for gossip to spread the introductions.
+    def _introduce(self) -> None:
+        """Every pair meets directly: no waiting for gossip to spread the introductions."""
         for index, admin in enumerate(self._admins):
             for process, bus_port in zip(self.processes[index + 1 :], self.bus_ports[index + 1 :]):
                 admin.execute_command("CLUSTER MEET", process.host, process.port, bus_port)
-        self._await_ok()
 
-    def _await_ok(self) -> None:
+    def _await_ok(self, not_before: float) -> None:
+        """Sleep through the writable delay (no node can be ok earlier), then poll closely."""
         deadline = time.monotonic() + _READY_TIMEOUT_S
+        time.sleep(max(not_before - time.monotonic(), 0))
         infos: list[dict[str, str]] = []
         while time.monotonic() < deadline:
             infos = [_cluster_info(admin) for admin in self._admins]
@@ -128,7 +150,7 @@ class ClusterBackend:
                 info.get("cluster_state") == "ok" and info.get("cluster_known_nodes") == str(MASTERS) for info in infos
             ):
                 return
-            time.sleep(0.02)
+            time.sleep(_POLL_S)
         states = ", ".join(
             f"{process.port}: state {info.get('cluster_state')}, knows {info.get('cluster_known_nodes')} nodes"
             for process, info in zip(self.processes, infos)

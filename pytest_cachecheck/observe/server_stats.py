@@ -5,7 +5,8 @@ Client-side observation cannot see commands that run inside Lua scripts or funct
 counts them all, so on real-server backends the plugin reads the server's counters
 before and after a span of interest and reports the difference beside the client-side
 counts. The counters are server-wide: on a shared ``url`` server, other clients'
-traffic is included. ``INFO`` itself is never counted (the plugin's own snapshots).
+traffic is included; on a cluster they are summed over its primaries. ``INFO`` itself
+is never counted (the plugin's own snapshots).
 """
 
 from __future__ import annotations
@@ -147,8 +148,8 @@ class ServerStatsProbe:
 
     @staticmethod
     def _read(client: Any) -> ServerCounters:
-        if hasattr(client, "get_nodes"):  # cluster: INFO goes to every node, replies per node
-            return parse_counters(client.info("stats"), client.info("commandstats"))
+        if hasattr(client, "get_nodes"):
+            return _read_cluster(client)
         pipe = client.pipeline(transaction=False)
         pipe.info("stats")
         pipe.info("commandstats")
@@ -171,6 +172,19 @@ class ServerStatsProbe:
         if client is not None:
             with contextlib.suppress(Exception):
                 client.close()
+
+
+def _read_cluster(client: Any) -> ServerCounters:
+    """Counters summed over every primary, replies keyed by node.
+
+    redis-py's ``RedisCluster`` sends ``INFO`` to a single default node unless told
+    otherwise, which would miss what the other masters ran. Replicas are left out:
+    they count the writes replicated to them as calls of their own.
+    """
+    primaries = client.PRIMARIES
+    return parse_counters(
+        client.info("stats", target_nodes=primaries), client.info("commandstats", target_nodes=primaries)
+    )
 
 
 @dataclass
