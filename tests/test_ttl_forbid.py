@@ -306,3 +306,170 @@ def test_cluster_keyspace_hits_and_misses_equal_client_side_ones(pytester: pytes
     run(pytester, "--cache-backend", "cluster").assert_outcomes(passed=1)
     counts = json.loads((pytester.path / "keyspace.json").read_text())
     assert counts["server"] == counts["client"] == [40, 20, 60]
+
+
+# ---------------------------------------------------------------- what the server counts beyond observed calls
+
+OWN_AND_HANDSHAKE_TESTS = """
+import pytest
+import redis
+from pytest_cachecheck.checks.ttl import WrittenKey, read_ttls
+from pytest_cachecheck.observe.instrument import unobserved
+
+@pytest.mark.cache_forbid("PTTL")
+def test_stale_read_probe_pttl(cache_consistency, cache_redis):
+    truth = {}
+    def write(key, value):
+        truth[key] = value  # the cache is never filled: every final read diverges from the truth
+    def read(key):
+        return cache_redis.get(f"cache:{key}")
+    report = cache_consistency.run(read, write, keys=2, threads=1, ops=10, amplify=False, seed=1, truth=truth.get)
+    assert len(report.divergences) == 2  # so the check asked the server for the keys' PTTL
+
+@pytest.mark.cache_forbid("PTTL", "MULTI")
+def test_plugin_helpers_pttl(cache_redis):
+    cache_redis.set("page:1", 1, ex=60)
+    assert [ttl.key for ttl in read_ttls(cache_redis, [WrittenKey("page:1", 0, 0)])] == ["page:1"]
+    with unobserved():
+        cache_redis.pttl("page:1")
+        pipe = cache_redis.pipeline(transaction=True)
+        pipe.pttl("page:1")
+        pipe.execute()
+
+@pytest.mark.cache_forbid("HELLO", "CLIENT SETINFO", "CLIENT SETNAME", "SELECT", "AUTH", "READONLY")
+def test_fresh_client_handshake(cache_url):
+    client = redis.Redis.from_url(cache_url, client_name="app")
+    client.get("user:1")
+    client.close()
+
+@pytest.mark.cache_forbid("CLIENT SETNAME")
+def test_handshake_command_issued_by_the_code(cache_redis):
+    cache_redis.client_setname("app")
+
+@pytest.mark.cache_forbid("KEYS", "HELLO")
+def test_keys_in_lua_from_a_fresh_client(cache_url):
+    client = redis.Redis.from_url(cache_url)
+    client.eval("return #redis.call('KEYS', 'item:*')", 0)
+    client.close()
+
+@pytest.mark.cache_forbid("KEYS")
+def test_keys_from_an_unobserved_connection(cache_redis):
+    connection = cache_redis.connection_pool.get_connection()
+    try:
+        connection.send_command("KEYS", "item:*")  # below execute_command: no observed client call
+        connection.read_response()
+    finally:
+        cache_redis.connection_pool.release(connection)
+"""
+
+
+@needs_redis_server
+def test_forbid_leaves_out_the_plugins_own_commands_and_connection_handshakes(pytester: pytest.Pytester) -> None:
+    """Server-side excess the code under test did not cause is not blamed on it; a forbidden
+    command that really ran (in Lua, or from a connection the plugin does not see) still fails."""
+    pytester.makepyfile(test_forbid_origin=OWN_AND_HANDSHAKE_TESTS)
+    result = run(pytester, "--cache-backend", "server", "-v", "--cache-report", "run.json")
+    result.assert_outcomes(passed=3, failed=3)
+    result.stdout.fnmatch_lines_random(
+        [
+            "*test_stale_read_probe_pttl PASSED*",
+            "*test_plugin_helpers_pttl PASSED*",
+            "*test_fresh_client_handshake PASSED*",
+            "*cache_forbid: CLIENT SETNAME issued 1 time(s) by the client (first: CLIENT SETNAME)",
+            "*cache_forbid: KEYS ran 1 time(s) on the server but never from the client: inside Lua scripts or "
+            "functions (1 script call(s) observed client-side)",
+            "*cache_forbid: KEYS ran 1 time(s) on the server but never from an observed client: inside Lua scripts "
+            "or functions, or from a client the plugin does not observe",
+        ]
+    )
+    checks = {
+        test["nodeid"].rsplit("::", 1)[1]: test["checks"][0]
+        for test in json.loads((pytester.path / "run.json").read_text())["tests"]
+    }
+    # Passing for the right reason: the server did count these, and they were left out.
+    assert "left out server-side: 2 PTTL call(s) of the plugin's own" in checks["test_stale_read_probe_pttl"]["message"]
+    own = checks["test_plugin_helpers_pttl"]["message"]
+    assert "3 PTTL call(s) of the plugin's own, 1 MULTI call(s) of the plugin's own" in own
+    handshake = checks["test_fresh_client_handshake"]
+    assert "call(s) from connection handshakes" in handshake["message"]
+    assert "CLIENT SETNAME" in handshake["message"]  # client_name= makes redis-py send it on connecting
+    assert "redis-py sends a handshake whenever a client connects" in handshake["message"]
+    assert handshake["metrics"]["client_setname_calls"] == handshake["metrics"]["hello_calls"] == 0
+    assert "KEYS" in checks["test_keys_in_lua_from_a_fresh_client"]["message"]
+    assert "HELLO" not in checks["test_keys_in_lua_from_a_fresh_client"]["message"]
+
+
+def test_difference_subtracts_the_plugins_own_commands() -> None:
+    """Counted per name; a subcommand comes off its container on servers that count only that."""
+    before = ServerCounters(
+        10, 5, Counter({"GET": 1}), Counter({"GET": 10}), own_calls=Counter({"PTTL": 1}), own_keyspace_hits=1
+    )
+    after = ServerCounters(
+        14,
+        8,
+        Counter({"GET": 5, "PTTL": 4, "CLIENT": 3, "SAVE": 1, "INFO": 2}),
+        Counter({"GET": 50, "PTTL": 40, "CLIENT": 30, "SAVE": 1000, "INFO": 9}),
+        own_calls=Counter({"PTTL": 4, "CLIENT SETNAME": 1, "SAVE": 1, "INFO": 2}),
+        own_keyspace_hits=3,
+        own_keyspace_misses=1,
+    )
+    delta = difference(before, after)
+    assert delta.calls == Counter({"GET": 4, "PTTL": 1, "CLIENT": 2})
+    assert delta.plugin_calls == Counter({"PTTL": 3, "CLIENT": 1, "SAVE": 1})
+    assert delta.usec == Counter({"GET": 40, "PTTL": 10, "CLIENT": 20})  # in proportion to the calls left
+    assert (delta.keyspace_hits, delta.keyspace_misses) == (2, 2)
+
+
+def test_only_the_plugins_unobserved_commands_are_counted() -> None:
+    """``unobserved()`` counts names (and keyspace effects); the cluster re-entry guard and observed calls do not."""
+    from pytest_cachecheck.observe import instrument
+    from pytest_cachecheck.observe.monitor import CacheMonitor
+
+    replies = {"PTTL": -2, "EXISTS": 1, "GET": b"v"}
+
+    class Client:
+        def execute_command(self, *args: object, **options: object) -> object:
+            return replies.get(str(args[0]))
+
+    class Cluster:
+        def execute_command(self, *args: object, **options: object) -> object:
+            Client().execute_command("CLUSTER SLOTS")  # through a node client, as on a slot-map refresh
+            return replies.get(str(args[0]))
+
+    class Pipeline:
+        transaction = True
+
+        def __init__(self) -> None:
+            self.command_stack: list[tuple[tuple[str, str], dict[str, object]]] = [
+                (("PTTL", "a"), {}),
+                (("GET", "b"), {}),
+            ]
+
+        def execute(self) -> list[object]:
+            return [-1, None]
+
+    Client.execute_command = instrument._wrap_command(Client.execute_command)  # type: ignore[method-assign]
+    Cluster.execute_command = instrument._wrap_command(Cluster.execute_command, guard=True)  # type: ignore[method-assign]
+    Pipeline.execute = instrument._wrap_pipeline(Pipeline.execute)  # type: ignore[method-assign]
+    calls, hits, misses = instrument.own_commands()
+    monitor = CacheMonitor()
+    monitor.activate()
+    try:
+        Client().execute_command("GET", "x")
+        Cluster().execute_command("GET", "y")
+        with instrument.unobserved():
+            Client().execute_command("PTTL", "a")
+            Client().execute_command("EXISTS", "a", "b")
+            Client().execute_command("client", "setname", "x")
+            Cluster().execute_command("GET", "z")
+            Pipeline().execute()
+    finally:
+        monitor.deactivate()
+    assert [record[2][0] for record in monitor.records] == ["GET", "GET"]  # not the guarded node call
+    now, now_hits, now_misses = instrument.own_commands()
+    assert now - calls == Counter(
+        {"PTTL": 2, "EXISTS": 1, "CLIENT SETNAME": 1, "GET": 2, "CLUSTER SLOTS": 1, "MULTI": 1, "EXEC": 1}
+    )
+    # hits: EXISTS' 1 of 2 keys, the cluster's GET, the pipeline's PTTL -1; misses: PTTL -2, EXISTS' other,
+    # the pipeline's GET of nothing
+    assert (now_hits - hits, now_misses - misses) == (3, 3)

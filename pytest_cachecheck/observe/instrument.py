@@ -7,6 +7,15 @@ Classification into hits and misses happens later, lazily (see ``events.py``).
 
 A raw record is ``(start_ns, duration_ns, args, reply, pipeline_id)``; ``reply`` is
 the exception instance when the command failed; ``pipeline_id`` is 0 outside pipelines.
+
+The plugin's own commands (``with unobserved():``: set-up, clean-up, probes such as the
+stale-read check's ``PTTL``) are not recorded, but they are counted per command name in
+``own_commands()``: a real server counts them too, and server-side deltas
+(``server_stats.py``) subtract them. Counting happens only on that unobserved path, and
+while a monitor is active (a test is running: when server-side deltas are taken), so
+neither the observed path nor the path without a monitor pays for it. The re-entry guard
+of cluster clients and pipelines, which also skips recording, does not count (the outer
+call was recorded).
 """
 
 from __future__ import annotations
@@ -15,6 +24,8 @@ import contextlib
 import functools
 import importlib
 import itertools
+import threading
+from collections import Counter
 from collections.abc import Callable, Iterator
 from contextvars import ContextVar
 from time import perf_counter_ns
@@ -55,8 +66,162 @@ class _State:
 
 
 state = _State()
-_inside: ContextVar[bool] = ContextVar("pytest_cachecheck_inside", default=False)
+# Why commands are not recorded right now: 0 (they are), _GUARD (inside an observed
+# cluster call or pipeline: the outer call is recorded), _PLUGIN (the plugin's own
+# commands: counted in ``_own``). Both markers are truthy, so the hot path tests one value.
+_GUARD = 1
+_PLUGIN = 2
+_inside: ContextVar[int] = ContextVar("pytest_cachecheck_inside", default=0)
 _pipeline_ids = itertools.count(1)
+
+
+class OwnCommands:
+    """The plugin's own commands per name (as the server's ``commandstats`` names them), and
+    the keyspace hits and misses the server counted for those whose reply tells which.
+
+    Per process; updated only on the unobserved path, under a lock (probes may run in threads).
+    """
+
+    def __init__(self) -> None:
+        self.calls: Counter[str] = Counter()
+        self.keyspace_hits = 0
+        self.keyspace_misses = 0
+        self._lock = threading.Lock()
+
+    def add(self, commands: list[tuple[Any, ...]], replies: Any = None) -> None:
+        """Count ``commands`` (sent); ``replies`` (a list, one each) when they were answered."""
+        names = [own_command_name(args) for args in commands]
+        hits = misses = 0
+        if isinstance(replies, list) and len(replies) == len(commands):
+            for name, args, reply in zip(names, commands, replies):
+                hit, miss = _keyspace_effect(name, args, reply)
+                hits += hit
+                misses += miss
+        with self._lock:
+            self.calls.update(names)
+            self.keyspace_hits += hits
+            self.keyspace_misses += misses
+
+    def snapshot(self) -> tuple[Counter[str], int, int]:
+        """A copy: ``(calls, keyspace_hits, keyspace_misses)`` so far."""
+        with self._lock:
+            return Counter(self.calls), self.keyspace_hits, self.keyspace_misses
+
+
+_own = OwnCommands()
+
+
+def own_commands() -> tuple[Counter[str], int, int]:
+    """The plugin's own commands so far in this process (those issued while a monitor was
+    active): ``(calls per name, keyspace hits, keyspace misses)``."""
+    return _own.snapshot()
+
+
+# Commands whose subcommand redis-py may send as a separate word; the server counts
+# ``CLIENT SETINFO``, ``OBJECT ENCODING``... (``commandstats``: ``client|setinfo``).
+_CONTAINERS = frozenset(
+    {
+        "ACL", "CLIENT", "CLUSTER", "COMMAND", "CONFIG", "FUNCTION", "LATENCY", "MEMORY", "MODULE",
+        "OBJECT", "PUBSUB", "SCRIPT", "SLOWLOG", "XGROUP", "XINFO",
+    }
+)  # fmt: skip
+
+
+def _word(arg: Any) -> str:
+    if isinstance(arg, (bytes, bytearray, memoryview)):
+        return bytes(arg).decode("ascii", "replace").upper()
+    return str(arg).upper()
+
+
+def own_command_name(args: tuple[Any, ...]) -> str:
+    """``("CLIENT SETINFO", ...)`` and ``("client", "setinfo", ...)`` both -> ``"CLIENT SETINFO"``."""
+    if not args:
+        return ""
+    name = " ".join(_word(args[0]).split())
+    if name in _CONTAINERS and len(args) > 1 and isinstance(args[1], (str, bytes)):
+        name = f"{name} {_word(args[1])}"
+    return name
+
+
+# Single-key reads the plugin may issue whose reply tells whether the server counted a
+# keyspace hit or a miss (the server counts both for every key it looks up to read).
+_MISSING_TTL = ("PTTL", "TTL", "PEXPIRETIME", "EXPIRETIME")
+
+
+def _keyspace_effect(name: str, args: tuple[Any, ...], reply: Any) -> tuple[int, int]:
+    """``(hits, misses)`` the server counted for one of the plugin's own commands; (0, 0) when not known."""
+    if isinstance(reply, BaseException):
+        return 0, 0
+    if name in _MISSING_TTL:
+        return (0, 1) if reply == -2 else (1, 0)
+    if name == "EXISTS" and isinstance(reply, int):
+        return reply, max(len(args) - 1 - reply, 0)
+    if name == "TYPE":
+        return (0, 1) if _word(reply) == "NONE" else (1, 0)
+    if name == "GET":
+        return (0, 1) if reply is None else (1, 0)
+    return 0, 0
+
+
+def _count_own(commands: list[tuple[Any, ...]], replies: Any) -> None:
+    """Count the plugin's own commands; never lets a counting problem reach the caller.
+
+    ``replies`` is the exception when they failed: a connection or timeout error means
+    the server may never have run them (not counted); an error reply means it did.
+    """
+    if isinstance(replies, BaseException):
+        if any(cls.__name__ in ("ConnectionError", "TimeoutError") for cls in type(replies).__mro__):
+            return
+        replies = None
+    try:
+        _own.add(commands, replies)
+    except Exception:  # pragma: no cover - counting is best effort
+        pass
+
+
+def _own_command(original: Callable[..., Any], client: Any, args: tuple[Any, ...], options: Any) -> Any:
+    """One of the plugin's own commands (inside ``unobserved()``): run, then count it."""
+    try:
+        reply = original(client, *args, **options)
+    except BaseException as exc:
+        _count_own([args], exc)
+        raise
+    _count_own([args], [reply])
+    return reply
+
+
+async def _own_command_async(original: Callable[..., Any], client: Any, args: tuple[Any, ...], options: Any) -> Any:
+    try:
+        reply = await original(client, *args, **options)
+    except BaseException as exc:
+        _count_own([args], exc)
+        raise
+    _count_own([args], [reply])
+    return reply
+
+
+def _own_pipeline_commands(pipeline: Any) -> tuple[list[tuple[Any, ...]], int]:
+    """What a pipeline of the plugin's sends, and where its queued commands start
+    (after ``MULTI`` for a transaction; ``EXEC`` is last). Nothing is sent when empty."""
+    queued = _stack_args(pipeline)
+    if queued and _is_transaction(pipeline):
+        return [("MULTI",), *queued, ("EXEC",)], 1
+    return queued, 0
+
+
+def _is_transaction(pipeline: Any) -> bool:
+    """MULTI/EXEC around the queued commands (redis-py, asyncio and cluster pipelines name it differently)."""
+    for name in ("transaction", "is_transaction", "_transaction", "explicit_transaction"):
+        if getattr(pipeline, name, None) is True:
+            return True
+    return type(getattr(pipeline, "_execution_strategy", None)).__name__ == "TransactionStrategy"
+
+
+def _count_own_pipeline(commands: list[tuple[Any, ...]], first: int, replies: Any) -> None:
+    if isinstance(replies, list) and first:
+        queued = len(commands) - 2
+        replies = [None, *replies[:queued], None] if len(replies) == queued else None
+    _count_own(commands, replies)
 
 
 class _Chain(Interceptor):
@@ -110,8 +275,9 @@ def intercepting(interceptor: Interceptor) -> Iterator[Interceptor]:
 
 @contextlib.contextmanager
 def unobserved() -> Iterator[None]:
-    """Commands issued inside (the plugin's own set-up and clean-up) are not recorded."""
-    token = _inside.set(True)
+    """Commands issued inside (the plugin's own set-up, clean-up and probes) are not recorded,
+    only counted per name (``own_commands()``) for the server-side deltas to leave them out."""
+    token = _inside.set(_PLUGIN)
     try:
         yield
     finally:
@@ -129,12 +295,17 @@ def _wrap_command(original: Callable[..., Any], guard: bool = False) -> Callable
     @functools.wraps(original)
     def execute_command(self: Any, *args: Any, **options: Any) -> Any:
         log = state.log
-        if log is None or _inside.get():
+        if log is None:
+            return original(self, *args, **options)
+        inside = _inside.get()
+        if inside:
+            if inside == _PLUGIN:
+                return _own_command(original, self, args, options)
             return original(self, *args, **options)
         interceptor = state.interceptor
         if interceptor is not None:
             interceptor.pause([args])
-        token = _inside.set(True) if guard else None
+        token = _inside.set(_GUARD) if guard else None
         start = perf_counter_ns()
         try:
             if interceptor is not None:
@@ -163,12 +334,17 @@ def _wrap_async_command(original: Callable[..., Any], guard: bool = False) -> Ca
     @functools.wraps(original)
     async def execute_command(self: Any, *args: Any, **options: Any) -> Any:
         log = state.log
-        if log is None or _inside.get():
+        if log is None:
+            return await original(self, *args, **options)
+        inside = _inside.get()
+        if inside:
+            if inside == _PLUGIN:
+                return await _own_command_async(original, self, args, options)
             return await original(self, *args, **options)
         interceptor = state.interceptor
         if interceptor is not None:
             await interceptor.pause_async([args])
-        token = _inside.set(True) if guard else None
+        token = _inside.set(_GUARD) if guard else None
         start = perf_counter_ns()
         try:
             if interceptor is not None:
@@ -230,13 +406,25 @@ def _wrap_pipeline(original: Callable[..., Any]) -> Callable[..., Any]:
     @functools.wraps(original)
     def execute(self: Any, *args: Any, **kwargs: Any) -> Any:
         log = state.log
-        if log is None or _inside.get():
+        if log is None:
+            return original(self, *args, **kwargs)
+        inside = _inside.get()
+        if inside:
+            if inside == _PLUGIN:
+                own, first = _own_pipeline_commands(self)
+                try:
+                    replies = original(self, *args, **kwargs)
+                except BaseException as exc:
+                    _count_own(own, exc)
+                    raise
+                _count_own_pipeline(own, first, replies)
+                return replies
             return original(self, *args, **kwargs)
         commands = _stack_args(self)
         interceptor = state.interceptor
         if interceptor is not None:
             interceptor.pause(commands)
-        token = _inside.set(True)
+        token = _inside.set(_GUARD)
         start = perf_counter_ns()
         try:
             if interceptor is not None:
@@ -258,13 +446,25 @@ def _wrap_async_pipeline(original: Callable[..., Any]) -> Callable[..., Any]:
     @functools.wraps(original)
     async def execute(self: Any, *args: Any, **kwargs: Any) -> Any:
         log = state.log
-        if log is None or _inside.get():
+        if log is None:
+            return await original(self, *args, **kwargs)
+        inside = _inside.get()
+        if inside:
+            if inside == _PLUGIN:
+                own, first = _own_pipeline_commands(self)
+                try:
+                    replies = await original(self, *args, **kwargs)
+                except BaseException as exc:
+                    _count_own(own, exc)
+                    raise
+                _count_own_pipeline(own, first, replies)
+                return replies
             return await original(self, *args, **kwargs)
         commands = _stack_args(self)
         interceptor = state.interceptor
         if interceptor is not None:
             await interceptor.pause_async(commands)
-        token = _inside.set(True)
+        token = _inside.set(_GUARD)
         start = perf_counter_ns()
         try:
             if interceptor is not None:

@@ -5,8 +5,15 @@ Client-side observation cannot see commands that run inside Lua scripts or funct
 counts them all, so on real-server backends the plugin reads the server's counters
 before and after a span of interest and reports the difference beside the client-side
 counts. The counters are server-wide: on a shared ``url`` server, other clients'
-traffic is included; on a cluster they are summed over its primaries. ``INFO`` itself
-is never counted (the plugin's own snapshots).
+traffic is included; on a cluster they are summed over its primaries.
+
+The plugin's own commands are left out of every difference: ``INFO`` (its snapshots)
+always, and whatever it issued inside ``instrument.unobserved()`` between the two
+snapshots (the stale-read check's ``PTTL``, fault-injection probes...), which the
+instrumentation counts per name (``instrument.own_commands()``), together with the
+keyspace hits and misses of those whose reply tells which. Connection handshakes
+(``HELLO``, ``CLIENT SETINFO``...) are sent by redis-py below ``execute_command`` and
+are not among them: ``cache_forbid`` accounts for those itself.
 """
 
 from __future__ import annotations
@@ -14,10 +21,10 @@ from __future__ import annotations
 import contextlib
 from collections import Counter
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
-from .instrument import unobserved
+from .instrument import own_commands, unobserved
 
 REAL_SERVER_BACKENDS = frozenset({"server", "url", "docker", "cluster"})
 _OWN_COMMANDS = frozenset({"INFO"})
@@ -26,12 +33,16 @@ _PREFIX = "cmdstat_"
 
 @dataclass(frozen=True)
 class ServerCounters:
-    """A snapshot of the server's cumulative counters."""
+    """A snapshot of the server's cumulative counters, and of the plugin's own commands
+    (``instrument.own_commands()``) taken just after it, for ``difference`` to subtract."""
 
     keyspace_hits: int
     keyspace_misses: int
     calls: Counter[str]
     usec: Counter[str]
+    own_calls: Counter[str] = field(default_factory=Counter)
+    own_keyspace_hits: int = 0
+    own_keyspace_misses: int = 0
 
 
 @dataclass(frozen=True)
@@ -42,6 +53,7 @@ class ServerStats:
     keyspace_misses: int = 0
     calls: Counter[str] = field(default_factory=Counter)
     usec: Counter[str] = field(default_factory=Counter)
+    plugin_calls: Counter[str] = field(default_factory=Counter)  # the plugin's own, left out of ``calls``
 
     @property
     def hit_rate(self) -> float | None:
@@ -111,14 +123,40 @@ def parse_counters(stats: Mapping[str, Any], commandstats: Mapping[str, Any]) ->
 
 
 def difference(before: ServerCounters, after: ServerCounters) -> ServerStats:
-    """What happened between two snapshots, without the plugin's own ``INFO`` calls."""
-    calls = Counter({name: count for name, count in (after.calls - before.calls).items() if name not in _OWN_COMMANDS})
-    usec = Counter({name: spent for name, spent in (after.usec - before.usec).items() if name in calls})
+    """What happened between two snapshots, without the plugin's own commands.
+
+    ``INFO`` is dropped; each other command the plugin issued in between is taken off the
+    server's count of the same name (or of its container, ``CLIENT`` for ``CLIENT SETINFO``,
+    on servers older than Redis 7 that do not count subcommands apart). Its execution time
+    cannot be told apart: a command's ``usec`` shrinks in proportion to the calls left.
+    """
+    server_calls = Counter(
+        {name: count for name, count in (after.calls - before.calls).items() if name not in _OWN_COMMANDS}
+    )
+    calls = Counter(server_calls)
+    plugin: Counter[str] = Counter()
+    for name, count in (after.own_calls - before.own_calls).items():
+        target = name if name in calls else name.split(" ", 1)[0]
+        taken = min(count, calls.get(target, 0))
+        if taken:
+            calls[target] -= taken
+            plugin[target] += taken
+    calls = +calls  # drops the commands only the plugin ran
+    usec = Counter(
+        {
+            name: spent * calls[name] // server_calls[name]
+            for name, spent in (after.usec - before.usec).items()
+            if name in calls
+        }
+    )
+    own_hits = after.own_keyspace_hits - before.own_keyspace_hits
+    own_misses = after.own_keyspace_misses - before.own_keyspace_misses
     return ServerStats(
-        keyspace_hits=max(after.keyspace_hits - before.keyspace_hits, 0),
-        keyspace_misses=max(after.keyspace_misses - before.keyspace_misses, 0),
+        keyspace_hits=max(after.keyspace_hits - before.keyspace_hits - own_hits, 0),
+        keyspace_misses=max(after.keyspace_misses - before.keyspace_misses - own_misses, 0),
         calls=calls,
         usec=usec,
+        plugin_calls=plugin,
     )
 
 
@@ -141,10 +179,14 @@ class ServerStatsProbe:
             with unobserved():
                 if self._client is None:
                     self._client = self._backend.client()
-                return self._read(self._client)
+                counters = self._read(self._client)
         except Exception:  # any refusal means: no server-side view, not a broken test
             self.available = False
             return None
+        # After the read: the plugin's commands between two snapshots are exactly the ones
+        # the server ran between their two INFO replies (the second snapshot's INFO aside).
+        own, hits, misses = own_commands()
+        return replace(counters, own_calls=own, own_keyspace_hits=hits, own_keyspace_misses=misses)
 
     @staticmethod
     def _read(client: Any) -> ServerCounters:
