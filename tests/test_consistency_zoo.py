@@ -8,7 +8,12 @@ of truth (a dict guarded by a lock). Each runs through pytester on the ``fake`` 
 
 from __future__ import annotations
 
+import contextlib
+import io
+import re
 import shutil
+from types import SimpleNamespace
+from typing import Any
 
 import pytest
 
@@ -285,6 +290,129 @@ def test_buggy_layers_fail_and_correct_layers_pass(zoo: pytest.Pytester, backend
     for pattern in set(BUGGY.values()):
         result.stdout.fnmatch_lines([f"*redis: * {pattern} *"])
     assert failures.count("to cache_consistency.run() to replay these delays") == len(BUGGY)
+
+
+CONVERGENCE = """
+import pytest
+from zoo import CacheAside, Database, TtlBounded, WriteThroughLocked
+
+TTL_MS = 60_000
+
+
+class WriteBehindLost(CacheAside):
+    '''Writes reach the cache only, never the database: every read agrees with the writes, not with the truth.'''
+
+    def write(self, key, value):
+        self.r.set(self.cache_key(key), value)
+
+
+def drive(cache_consistency, layer, **options):
+    '''One key, one worker, no delays, a fixed seed: the same reads and writes on every run.'''
+    return cache_consistency.run(
+        layer.read, layer.write, keys=1, threads=1, ops=40, read_ratio=0.5, amplify=False, seed=3, **options
+    )
+
+
+@pytest.mark.cache_no_stale_reads
+def test_ttl_without_invalidation(cache_consistency, cache_redis):
+    db = Database()
+    drive(cache_consistency, TtlBounded(cache_redis, db, ttl_ms=TTL_MS), truth=db.get)
+
+
+@pytest.mark.cache_no_stale_reads(max_staleness_ms=TTL_MS + 1_000)
+def test_ttl_within_the_bound(cache_consistency, cache_redis):
+    db = Database()
+    report = drive(cache_consistency, TtlBounded(cache_redis, db, ttl_ms=TTL_MS), truth=db.get)
+    (divergence,) = report.divergences
+    assert not divergence.violation and report.ok
+    assert divergence.age_ms + divergence.ttl_ms["cache:k0"] < TTL_MS + 1_000  # what the bound accepts
+    assert not divergence.beyond(TTL_MS) and divergence.beyond(1_000)
+    strict = report.rechecked(1_000)  # every read's staleness is far below 1 s: only the divergence fails it
+    assert (strict.stale_reads, strict.diverged, strict.ok) == (0, 1, False)
+
+
+@pytest.mark.cache_no_stale_reads
+def test_lost_writes_against_the_truth(cache_consistency, cache_redis):
+    db = Database()
+    report = drive(cache_consistency, WriteBehindLost(cache_redis, db), truth=db.get)
+    assert report.stale_reads == 0  # only the comparison with the truth can see it
+
+
+@pytest.mark.cache_no_stale_reads
+def test_lost_writes_against_the_last_write(cache_consistency, cache_redis):
+    report = drive(cache_consistency, WriteBehindLost(cache_redis, Database()))
+    assert report.ok and report.divergences == ()
+
+
+@pytest.mark.cache_no_stale_reads
+def test_correct_layer_converges(cache_consistency, cache_redis):
+    db = Database()
+    layer = WriteThroughLocked(cache_redis, db)
+    report = cache_consistency.run(layer.read, layer.write, ops=300, truth=db.get)
+    assert report.ok and report.divergences == ()
+"""
+TTL_MS = 60_000  # the TTL of CONVERGENCE's layer
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_quiescent_convergence_reports_what_stays_stale_and_for_how_long(zoo: pytest.Pytester, backend: str) -> None:
+    zoo.makepyfile(test_cc_convergence=CONVERGENCE)
+    result = zoo.runpytest("-p", "no:cacheprovider", f"--cache-backend={backend}")
+    result.assert_outcomes(passed=3, failed=2)
+    result.stdout.fnmatch_lines(
+        [
+            "*_ test_ttl_without_invalidation _*",
+            "cache_no_stale_reads: * after the run 1 keys served an older value, 1 of them beyond the bound",
+            "after quiescence key 'k0' still serves 'k0#*' instead of 'k0#*' * ms after the last write was "
+            "acknowledged; stale until TTL: 'cache:k0' expires in * ms",
+        ]
+    )
+    failures = result.stdout.str().split("short test summary info")[0]
+    (remaining,) = re.findall(r"'cache:k0' expires in (\d+) ms", failures)
+    assert TTL_MS - 10_000 < int(remaining) <= TTL_MS
+    result.stdout.fnmatch_lines(
+        [
+            "*_ test_lost_writes_against_the_truth _*",
+            "cache_no_stale_reads: 0 stale, 0 phantom, 0 future reads in * after the run 1 keys served an older "
+            "value, 1 of them beyond the bound",
+            "after quiescence key 'k0' still serves 'k0#*' instead of None * ms after the last write was "
+            "acknowledged; stale until evicted: no TTL on 'cache:k0'",
+        ]
+    )
+
+
+def test_progress_bar_needs_a_terminal_not_colour(monkeypatch: pytest.MonkeyPatch) -> None:
+    from _pytest._io import TerminalWriter
+
+    from pytest_cachecheck.checks.consistency import terminal_progress
+
+    class Stream(io.StringIO):
+        def __init__(self, tty: bool) -> None:
+            super().__init__()
+            self.tty = tty
+
+        def isatty(self) -> bool:
+            return self.tty
+
+    class Capture:
+        global_and_fixture_disabled = staticmethod(contextlib.nullcontext)
+
+    def config(writer: TerminalWriter) -> Any:
+        plugins = SimpleNamespace(getplugin=lambda name: Capture() if name == "capturemanager" else None)
+        return SimpleNamespace(get_terminal_writer=lambda: writer, pluginmanager=plugins)
+
+    piped = TerminalWriter(Stream(tty=False))
+    piped.hasmarkup = True  # what --color=yes does
+    assert terminal_progress(config(piped)) is None
+
+    monkeypatch.setenv("NO_COLOR", "1")
+    terminal = Stream(tty=True)
+    writer = TerminalWriter(terminal)
+    assert not writer.hasmarkup
+    show = terminal_progress(config(writer))
+    assert show is not None
+    show("cache_consistency [###...] 1/2 ops")
+    assert terminal.getvalue().startswith("\rcache_consistency [###...] 1/2 ops")
 
 
 ASYNC_LAYERS = """

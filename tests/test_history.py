@@ -4,17 +4,20 @@ from __future__ import annotations
 
 import bisect
 import math
+from dataclasses import replace
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from pytest_cachecheck.checks.history import (
+    EXAMPLES,
     FUTURE,
     PHANTOM,
     READ,
     STALE,
     WRITE,
+    Divergence,
     Operation,
     check_history,
 )
@@ -22,7 +25,7 @@ from pytest_cachecheck.checks.history import (
 MS = 1_000_000
 
 
-def write(key: str, value: str, start: int, end: int, ok: bool = True) -> Operation:
+def write(key: str, value: object, start: int, end: int, ok: bool = True) -> Operation:
     return Operation(key, WRITE, value, start * MS, end * MS, ok, "writer")
 
 
@@ -95,6 +98,27 @@ def test_bytes_read_back_match_text_written() -> None:
     assert (report.stale_reads, report.phantom_reads) == (1, 0)
 
 
+def test_numbers_written_compare_as_the_text_read_back() -> None:
+    """Record mode writes ``5``; Redis gives back ``b"5"``: the same value, on the fast and the careful path."""
+    history = [write("k", 5, 0, 1), write("k", 6, 2, 3), read("k", b"5", 10, 11)]  # 7 ms after 6 was acknowledged
+    bounded = check_history(history, max_staleness_ms=20)
+    assert bounded.ok, bounded.format()
+    assert (bounded.stale_reads, bounded.phantom_reads, bounded.worst_staleness_ms) == (0, 0, pytest.approx(7.0))
+    strict = check_history(history)
+    assert (strict.stale_reads, strict.phantom_reads) == (1, 0)
+    assert "returned '5' (write #1), but write #2 (6)" in strict.violations[0].headline()
+    for form in (6, "6", b"6", bytearray(b"6")):  # an unhashable bytearray sends every read the careful way
+        assert check_history([*history[:2], read("k", form, 12, 13)]).ok
+    assert check_history([write("k", 1.5, 0, 1), read("k", b"1.5", 2, 3), read("k", 1.5, 2, 3)]).ok
+
+
+def test_numbers_do_not_equal_other_types_values() -> None:
+    """``1.0 == 1 == True`` in Python, not in Redis: each is its own text, on both paths."""
+    history = [write("k", 1, 0, 1), read("k", 1.0, 2, 3), read("k", True, 2, 3), read("k", b"1", 2, 3)]
+    assert check_history(history).phantom_reads == 2
+    assert check_history([write("k", True, 0, 1), read("k", b"True", 2, 3), read("k", 1, 2, 3)]).phantom_reads == 1
+
+
 def test_bounded_staleness_tolerates_recent_writes_only() -> None:
     history = [
         write("k", "v1", 0, 1),
@@ -154,6 +178,66 @@ def test_repeated_values_resolve_to_the_newest_write_that_had_begun() -> None:
     assert report.violations[0].read.value == "off"
 
 
+def test_a_repeated_value_is_fine_when_any_write_of_it_explains_the_read() -> None:
+    history = [
+        write("k", "on", 0, 1),
+        write("k", "off", 2, 3),
+        write("k", "on", 10, 20),
+        read("k", "on", 5, 12),  # began after "off" was acknowledged, but overlaps the second "on"
+        read("k", "on", 1, 2),  # the first "on", before "off" was acknowledged
+        write("k", "on", 21, 22),  # a TTL design writing the same value again
+        read("k", "on", 30, 31),
+        read("k", "off", 11, 12),  # the second "on" had not been acknowledged yet
+    ]
+    assert check_history(history).ok
+
+
+def test_a_repeated_value_is_stale_from_its_newest_write_that_had_begun() -> None:
+    history = [
+        write("k", "on", 0, 1),
+        write("k", "off", 2, 3),
+        read("k", "on", 5, 6),  # the second "on" has not begun
+        write("k", "on", 10, 20),
+        write("k", "off", 21, 22),
+        read("k", "on", 30, 31),  # the second "on" was superseded at 22 ms
+    ]
+    report = check_history(history)
+    assert report.stale_reads == 2
+    first, second = report.violations
+    assert (first.returned, first.newer, first.staleness_ms) == (history[0], history[1], pytest.approx(2.0))
+    assert (second.returned, second.newer, second.staleness_ms) == (history[3], history[4], pytest.approx(8.0))
+    assert "returned 'on' (write #3), but write #4 ('off') was acknowledged 8.000 ms" in second.headline()
+
+
+def test_a_repeated_value_read_before_any_write_of_it_began_is_future() -> None:
+    history = [read("k", "x", 0, 1), write("k", "x", 2, 3), write("k", "y", 4, 5), write("k", "x", 6, 7)]
+    (violation,) = check_history(history).violations
+    assert (violation.kind, violation.returned, violation.returned_version) == (FUTURE, history[1], 1)
+
+
+def test_repeated_values_in_bytes_and_number_forms() -> None:
+    history = [write("k", 1, 0, 1), write("k", 2, 2, 3), write("k", 1, 4, 5)]
+    history += [read("k", b"1", 6, 7), read("k", "1", 6, 7), read("k", 1, 6, 7), read("k", b"2", 8, 9)]
+    report = check_history(history)
+    assert (report.reads, report.stale_reads, report.phantom_reads) == (4, 1, 0)
+    assert report.violations[0].read.value == b"2"
+
+
+def test_every_violation_is_kept_and_the_first_ones_get_a_window() -> None:
+    history = [write("k", "v1", 0, 1), write("k", "v2", 2, 3), write("other", "x", 0, 1)]
+    history += [read("k", "v1", 10 + step, 11 + step) for step in reversed(range(EXAMPLES + 3))]
+    history += [read("other", "y", 5, 6)]
+    report = check_history(history)
+    assert (report.stale_reads, report.phantom_reads, len(report.violations)) == (EXAMPLES + 3, 1, EXAMPLES + 4)
+    starts = [violation.read.start_ns for violation in report.violations]
+    assert starts == sorted(starts)  # earliest first
+    assert [bool(violation.window) for violation in report.violations] == [True] * EXAMPLES + [False] * 4
+    last = report.violations[-1]
+    assert (last.key, last.read.value, last.newer.value, last.staleness_ms) == ("k", "v1", "v2", pytest.approx(14.0))
+    assert "<- STALE read" in last.describe() and "<- newer, acknowledged before the read" in last.describe()
+    assert "(+6 more violations in the report's .violations)" in report.format(examples=3)
+
+
 def test_counterexample_window_lists_the_interleaving_on_that_key_only() -> None:
     history = [write("k", "v1", 0, 1), write("other", "x", 0, 9), read("k", "v1", 3, 4), write("k", "v2", 4, 5)]
     history += [read("k", "v2", 6, 7), read("k", "v1", 8, 9)]
@@ -177,19 +261,59 @@ def test_p99_counts_fresh_reads_as_zero_staleness() -> None:
     assert report.worst_staleness_ms == pytest.approx(197.0)
 
 
+def divergence(ttl_ms: dict[str, int], age_ms: float | None = 5.0, probe_age_ms: float | None = 6.0) -> Divergence:
+    return Divergence("k", b"old", "new", age_ms, ttl_ms, probe_age_ms, violation=True)
+
+
+def test_divergence_without_a_ttl_is_stale_until_evicted_whatever_the_bound() -> None:
+    assert divergence({"cache:k": -1}).beyond(1e9)
+    assert divergence({"cache:k": 100, "cache:k:meta": -1}).beyond(1e9)
+    assert divergence({}).beyond(1e9)  # no Redis key touched (or no monitor): unknown, so unbounded
+    assert divergence({"cache:k": 100}, age_ms=None, probe_age_ms=None).beyond(1e9)  # no acknowledged write
+    assert "stale until evicted: no TTL on 'cache:k'" in divergence({"cache:k": -1}).describe()
+
+
+def test_divergence_lasts_from_the_last_write_until_the_remaining_ttl_runs_out() -> None:
+    """Probed 6 ms after the write with 100 ms left: stale for at least 6 + 100 - 1 ms (PTTL rounds)."""
+    stale = divergence({"cache:k": 100})
+    assert stale.beyond(104) and not stale.beyond(105)
+    assert not stale.beyond(1000)
+    assert divergence({"cache:k": 100, "cache:k:meta": 3}).beyond(104)  # the longest TTL of the keys read
+    assert "still serves 'old' instead of 'new' 5.0 ms after the last write" in stale.describe()
+    assert "stale until TTL: 'cache:k' expires in 100 ms" in stale.describe()
+
+
+def test_divergence_already_expired_lasted_at_least_its_age() -> None:
+    gone = divergence({"cache:k": -2}, age_ms=30.0, probe_age_ms=31.0)
+    assert gone.beyond(29.9) and not gone.beyond(30)
+    assert "'cache:k' already gone" in gone.describe()
+
+
+def test_recheck_judges_divergences_with_the_new_bound() -> None:
+    history = [write("k", "v1", 0, 1), read("k", "v1", 2, 3)]
+    report = replace(check_history(history), divergences=(divergence({"cache:k": 100}),))
+    assert not report.ok and report.diverged == 1
+    assert "after the run 1 keys served an older value, 1 of them beyond the bound" in report.summary()
+    relaxed = report.rechecked(200)
+    assert relaxed.ok and relaxed.divergences[0].violation is False
+    assert not relaxed.rechecked(50).ok
+
+
 # ---------------------------------------------------------------- property: linearizable histories pass
 
 
 @st.composite
-def linearizable_histories(draw: st.DrawFn) -> list[Operation]:
+def linearizable_histories(draw: st.DrawFn, repeated_values: bool = False) -> list[Operation]:
     """Operations on a few registers, each taking effect at one instant inside its interval.
 
     Writes to one key never overlap (as the driver guarantees); reads overlap anything and
-    return the value of the last write whose instant precedes theirs.
+    return the value of the last write whose instant precedes theirs. With
+    ``repeated_values`` every write is one of three numbers, and reads return it as Redis
+    would (as bytes) or as written.
     """
     keys = draw(st.lists(st.sampled_from("abc"), min_size=1, max_size=3, unique=True))
     count = draw(st.integers(min_value=1, max_value=60))
-    writes_at: dict[str, list[tuple[int, str]]] = {key: [] for key in keys}
+    writes_at: dict[str, list[tuple[int, object]]] = {key: [] for key in keys}
     busy_until = dict.fromkeys(keys, -1)
     planned: list[tuple[str, str, int, int, int]] = []
     clock = 0
@@ -201,7 +325,7 @@ def linearizable_histories(draw: st.DrawFn) -> list[Operation]:
         instant = draw(st.integers(min_value=start, max_value=end))
         if draw(st.booleans()) and start > busy_until[key]:
             busy_until[key] = end
-            writes_at[key].append((instant, f"{key}{number}"))
+            writes_at[key].append((instant, draw(st.integers(0, 2)) if repeated_values else f"{key}{number}"))
             planned.append((key, WRITE, start, end, instant))
         else:
             planned.append((key, READ, start, end, instant))
@@ -212,6 +336,8 @@ def linearizable_histories(draw: st.DrawFn) -> list[Operation]:
         else:
             position = bisect.bisect_right([at for at, _ in writes_at[key]], instant)
             value = writes_at[key][position - 1][1] if position else None
+            if repeated_values and value is not None and draw(st.booleans()):
+                value = str(value).encode()
         history.append(Operation(key, kind, value, start, end))
     return history
 
@@ -219,6 +345,14 @@ def linearizable_histories(draw: st.DrawFn) -> list[Operation]:
 @settings(max_examples=150, deadline=None)
 @given(linearizable_histories())
 def test_linearizable_register_histories_have_no_violations(history: list[Operation]) -> None:
+    report = check_history(history)
+    assert report.ok, report.format()
+    assert report.reads == sum(1 for op in history if op.kind == READ)
+
+
+@settings(max_examples=150, deadline=None)
+@given(linearizable_histories(repeated_values=True))
+def test_linearizable_histories_with_repeated_values_have_no_violations(history: list[Operation]) -> None:
     report = check_history(history)
     assert report.ok, report.format()
     assert report.reads == sum(1 for op in history if op.kind == READ)

@@ -698,10 +698,15 @@ CHECK = Check(SPEC, evaluate, needs_monitor=False)
 
 
 def terminal_progress(config: pytest.Config) -> Callable[[str], None] | None:
-    """A status line on the real terminal (past output capture), or None when not a TTY."""
+    """A status line on the real terminal (past output capture), or None when not a TTY.
+
+    Decided by the terminal writer's stream, not by colour: ``--color=yes`` into a pipe
+    would fill a log with carriage-return lines, and ``NO_COLOR`` on a TTY only asks
+    for no colour.
+    """
     writer = config.get_terminal_writer()
     capture = config.pluginmanager.getplugin("capturemanager")
-    if not writer.hasmarkup or capture is None:
+    if not writer._file.isatty() or capture is None:  # pytest has no public accessor for the stream
         return None
     width = max(20, writer.fullwidth - 1)
 

@@ -6,21 +6,27 @@ ordered (the driver serialises them; record mode checks it), so every value has 
 and "older" is a comparison of versions. Reads are free to overlap writes: a read that is
 concurrent with a write may return either value, which is not stale.
 
-Cost: one pass to group writes by key, a sort of each key's writes, then O(1) work per
-read (a dict lookup and a precomputed "next acknowledged write" end time), so O(n log n)
-overall and no worse on one hot key than on many cold ones.
+A value may be written more than once (a counter flipping between a few values, a TTL
+design writing the same value again). A read of it is judged against the most lenient
+of its writes: fine when some write of the value could have been the latest one during
+the read; otherwise measured from the newest write of it that had begun.
+
+Cost: one pass to group writes by key, a sort of each key's writes, then per read a dict
+lookup and a precomputed "next acknowledged write" end time (a binary search over the
+versions of a value written more than once), so O(n log n) overall and no worse on one
+hot key than on many cold ones.
 """
 
 from __future__ import annotations
 
 import gc
-import heapq
 import math
+from bisect import bisect_right
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from itertools import repeat
 from operator import itemgetter, le
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, TypeVar
 
 READ = "read"
 WRITE = "write"
@@ -29,9 +35,10 @@ STALE = "stale"
 PHANTOM = "phantom"
 FUTURE = "future"
 
-EXAMPLES = 5
+EXAMPLES = 5  # violations that get a window of operations for their timeline
 _TIMELINE_LINES = 12
 _NEVER = math.inf
+_T = TypeVar("_T")
 
 
 class Operation(NamedTuple):
@@ -61,13 +68,15 @@ class TracedCommand:
     text: str
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Violation:
-    """A minimal counterexample: the bad read, the write it returned, the write it missed.
+    """One bad read as a minimal counterexample: the read, the write it returned, the write it missed.
 
-    ``window`` holds the operations on the key from the returned write's start to the
-    read's end (at most a dozen, the three essential ones always among them);
-    ``omitted`` counts the others.
+    Cheap (references to operations), so a report keeps one for every violation. Only
+    the first few also get a ``window`` for their timeline: the operations on the key
+    from the returned write's start to the read's end (at most a dozen, the three
+    essential ones always among them); ``omitted`` counts the others. The timelines of
+    the rest show just the essential ones.
     """
 
     kind: str
@@ -106,6 +115,10 @@ class Violation:
             )
         return f"phantom read of key {_show(self.key)}: returned {_show(read.value)}, a value never written to it"
 
+    def essential(self) -> list[Operation]:
+        """The write whose value was read, the newer write it missed, and the read."""
+        return [op for op in (self.returned, self.newer, self.read) if op is not None]
+
     def timeline(self) -> str:
         """The interleaving that produced the violation, times relative to its first event."""
         marks = {id(self.read): f"<- {self.kind.upper()} read"}
@@ -114,7 +127,7 @@ class Violation:
         if self.newer is not None:
             marks.setdefault(id(self.newer), "<- newer, acknowledged before the read")
         rows: list[tuple[int, int, str, str]] = []
-        for op in self.window:
+        for op in self.window or self.essential():
             if op.kind == WRITE:
                 what = f"write {_show(op.key)} = {_show(op.value)}" + ("" if op.ok else " (raised)")
             else:
@@ -157,11 +170,13 @@ class Divergence:
     violation: bool
 
     def beyond(self, bound_ms: float) -> bool:
-        """Stale beyond the bound, unless the TTLs prove the staleness ends within it.
+        """Whether the key stays stale longer than ``bound_ms`` after its last write was acknowledged.
 
-        No TTL (or none known): stale until evicted. Already gone: it lasted at least
-        ``age_ms``. Otherwise it lasts ``probe_age_ms`` plus the longest remaining TTL
-        (PTTL has 1 ms resolution).
+        No TTL, none known, or no acknowledged write: stale until evicted, so always.
+        With TTLs the duration is taken from below, so that a slow probe or PTTL's 1 ms
+        rounding can make the verdict lenient but never fail a correct TTL design:
+        already gone, it lasted at least ``age_ms``; otherwise ``probe_age_ms`` plus the
+        longest remaining TTL, less 1 ms.
         """
         ttls = self.ttl_ms.values()
         if self.age_ms is None or not ttls or any(ttl == -1 for ttl in ttls):
@@ -191,7 +206,10 @@ class Divergence:
 
 @dataclass(frozen=True)
 class ConsistencyReport:
-    """What the checker found in one history (SPEC 5.2)."""
+    """What the checker found in one history (SPEC 5.2).
+
+    ``violations`` holds every stale, phantom and future read, earliest first.
+    """
 
     reads: int
     writes: int
@@ -273,7 +291,7 @@ class ConsistencyReport:
         for number, violation in enumerate(self.violations[:examples], 1):
             lines.append(f"counterexample {number}: {violation.describe()}")
         if len(self.violations) > examples:
-            lines.append(f"(+{len(self.violations) - examples} more counterexamples in the report)")
+            lines.append(f"(+{len(self.violations) - examples} more violations in the report's .violations)")
         if self.seed is not None and not self.ok:
             lines.append(f"seed {self.seed}: pass seed={self.seed} to cache_consistency.run() to replay these delays")
         return "\n".join(lines)
@@ -285,9 +303,17 @@ def _show(value: Any, limit: int = 40) -> str:
 
 
 def _canonical(value: Any) -> Any:
-    """Values compare as text: a write of ``"v1"`` is read back as ``b"v1"`` from Redis."""
+    """Values compare as text, the form Redis stores: ``"v1"`` is read back as ``b"v1"``, ``5`` as ``b"5"``.
+
+    Numbers take the text redis-py sends for them (``repr``), booleans too, so that no
+    number is left to equal another type's value (``True == 1``, ``1.0 == 1``).
+    """
+    if isinstance(value, str):
+        return value
     if isinstance(value, (bytes, bytearray, memoryview)):
         return bytes(value).decode("utf-8", "surrogateescape")
+    if isinstance(value, (int, float)):
+        return repr(value)
     try:
         hash(value)
     except TypeError:
@@ -295,90 +321,104 @@ def _canonical(value: Any) -> Any:
     return value
 
 
-_SUSPECT = (_NEVER, -_NEVER)  # fails the fast test, so the read goes to the careful path
+_SUSPECT = (_NEVER, -_NEVER)  # a fast-table entry that fails every read: look closer
 _start_of = itemgetter(3)
+_end_of = itemgetter(4)
 _ok_of = itemgetter(5)
 
 
-def _other_forms(value: Any) -> tuple[Any, ...]:
-    """How a non-text value may come back from Redis: a number as text or bytes."""
-    if isinstance(value, (int, float)) and not isinstance(value, bool):
-        return (str(value), str(value).encode())
-    return ()
+def _with_bytes_forms(table: dict[Any, _T]) -> dict[Any, _T]:
+    """Add each text value's UTF-8 form, the way a client without ``decode_responses`` reads it back."""
+    table.update(
+        {value.encode("utf-8", "surrogateescape"): entry for value, entry in table.items() if value.__class__ is str}
+    )
+    return table
 
 
-def _repeated_versions(values: list[Any]) -> dict[Any, list[int]]:
-    """Values written more than once (the initial value counts as version 0) -> their versions."""
-    versions: dict[Any, list[int]] = {}
-    for version, value in enumerate(values):
-        versions.setdefault(value, []).append(version)
-    return {value: found for value, found in versions.items() if len(found) > 1}
+def _next_acknowledged(writes: list[Operation]) -> list[int]:
+    """For each version, the first later write that was acknowledged (0: none): what a stale read missed."""
+    following = [0] * (len(writes) + 1)
+    upcoming = 0
+    for version in range(len(writes), 0, -1):
+        following[version] = upcoming
+        if writes[version - 1][5]:
+            upcoming = version
+    following[0] = upcoming
+    return following
+
+
+class _Versions(NamedTuple):
+    """The versions of one value written more than once, in order, for a binary search by read end."""
+
+    numbers: list[int]
+    starts: list[float]
+    superseded: list[float]  # end of the first acknowledged write after each of them
 
 
 class _KeyWrites:
     """One key's writes in order, with what the per-read test needs precomputed."""
 
-    __slots__ = ("key", "writes", "starts", "next_ack_end", "index_of", "repeated", "ordered")
+    __slots__ = ("writes", "starts", "next_ack", "next_ack_end", "index_of", "repeated", "ordered")
 
-    def __init__(self, key: Any, writes: list[Operation], initial: Any) -> None:
+    def __init__(self, writes: list[Operation], initial: Any) -> None:
         writes.sort(key=_start_of)
-        self.key = key
         self.writes = writes
-        self.starts = [-_NEVER, *map(_start_of, writes)]
-        # next_ack_end[v]: end of the first acknowledged write after version v.
-        next_ack_end: list[float] = [_NEVER] * (len(writes) + 1)
-        following = _NEVER
-        for version in range(len(writes), 0, -1):
-            next_ack_end[version] = following
-            if writes[version - 1][5]:
-                following = writes[version - 1][4]
-        next_ack_end[0] = following
-        self.next_ack_end = next_ack_end
+        self.starts: list[float] = [-_NEVER, *map(_start_of, writes)]
+        self.next_ack = _next_acknowledged(writes)
+        ends: list[float] = [_NEVER, *map(_end_of, writes)]
+        self.next_ack_end = [ends[version] for version in self.next_ack]  # version 0 there means "none": _NEVER
         values = [op[2] for op in writes]
         if not all(value.__class__ is str for value in values):
             values = [_canonical(value) for value in values]
-        index_of = {_canonical(initial): 0}
-        index_of.update(zip(values, range(1, len(values) + 1)))
-        self.repeated: dict[Any, list[int]] = {}
-        if len(index_of) < len(values) + 1:
-            self.repeated = _repeated_versions([_canonical(initial), *values])
-        self.index_of = index_of
-        ends = [op[4] for op in writes]
-        self.ordered = all(map(le, ends, self.starts[2:]))
+        values.insert(0, _canonical(initial))
+        self.index_of = dict(zip(values, range(len(values))))
+        self.repeated = self._group(values) if len(self.index_of) < len(values) else {}
+        self.ordered = all(map(le, ends[1:], self.starts[2:]))
+
+    def _group(self, values: list[Any]) -> dict[Any, _Versions]:
+        """Values written more than once (the initial value is version 0) -> their versions."""
+        numbers: dict[Any, list[int]] = {}
+        for version, value in enumerate(values):
+            numbers.setdefault(value, []).append(version)
+        return {
+            value: _Versions(found, [self.starts[v] for v in found], [self.next_ack_end[v] for v in found])
+            for value, found in numbers.items()
+            if len(found) > 1
+        }
 
     def fast_table(self) -> dict[Any, tuple[float, float]]:
-        """``value -> (its write's start, the next acknowledged write's end)``.
+        """Every value in every form it may come back in -> ``(start, superseded)``.
 
-        A read of this key and value is fine when it ended after the write began and began
-        before the next acknowledged write ended; anything else is looked at closely.
-        Every form a value may come back in (text, bytes, a number as text) gets an entry.
+        For a value written once that is its write's start and the next acknowledged
+        write's end: a read of the value is fine when it ended after the first and began
+        before the second. A value written more than once gets an entry no read passes
+        (``_unexplained`` settles it). Writes in unknown order get no entries, so every
+        read of the key is looked at closely.
         """
-        values = list(self.index_of)
-        if self.ordered and not self.repeated:
-            entries: list[tuple[float, float]] = list(zip(self.starts, self.next_ack_end))
-            entries = [entries[self.index_of[value]] for value in values] if len(values) != len(entries) else entries
-        else:
-            entries = [
-                (self.starts[version], self.next_ack_end[version])
-                if self.ordered and value not in self.repeated
-                else _SUSPECT
+        if not self.ordered:
+            return {}
+        if not self.repeated:
+            return _with_bytes_forms(dict(zip(self.index_of, zip(self.starts, self.next_ack_end))))
+        return _with_bytes_forms(
+            {
+                value: _SUSPECT if value in self.repeated else (self.starts[version], self.next_ack_end[version])
                 for value, version in self.index_of.items()
-            ]
-        table = dict(zip(values, entries))
-        if all(value.__class__ is str for value in values[1:]):
-            table.update(zip([value.encode("utf-8", "surrogateescape") for value in values[1:]], entries[1:]))
-        for value, entry in zip(values, entries):
-            if value.__class__ is str:
-                continue
-            for form in _other_forms(value):
-                table[form] = entry
-        return table
+            }
+        )
+
+    def repeated_table(self) -> dict[Any, _Versions]:
+        """Values written more than once, in every form they may come back in -> their versions."""
+        return _with_bytes_forms(dict(self.repeated)) if self.ordered else {}
 
     def version_for(self, value: Any, read_end: int) -> int:
-        """A value written more than once: the newest of its writes that had begun by the read's end."""
+        """A value written more than once: the newest of its writes that had begun by the read's end.
+
+        That write is the most lenient explanation of the read: any older write of the
+        value was superseded no later than it was.
+        """
         versions = self.repeated[value]
-        begun = [version for version in versions if self.starts[version] <= read_end]
-        return begun[-1] if begun else versions[0]
+        begun = bisect_right(versions.starts, read_end)
+        return versions.numbers[begun - 1] if begun else versions.numbers[0]
 
     def write(self, version: int) -> Operation | None:
         return self.writes[version - 1] if version > 0 else None
@@ -407,7 +447,7 @@ def _judge(read: Operation, info: _KeyWrites | None, initial: Any, bound_ns: flo
     lag = int(read.start_ns - acknowledged)
     if lag <= bound_ns:
         return (None, version, 0, lag)
-    return (STALE, version, _newer_version(info, version), lag)
+    return (STALE, version, info.next_ack[version], lag)
 
 
 def check_history(
@@ -422,10 +462,12 @@ def check_history(
     ``initial`` is every key's value before its first write (``None``: absent).
     ``max_staleness_ms`` tolerates reads of a value superseded by a write acknowledged
     at most that long before the read began (bounded staleness, e.g. a TTL design).
-    Only the first ``examples`` violations (in start order) get a counterexample.
+    Every violation is in the report; the first ``examples`` (in start order) also get
+    the window of operations their timeline shows.
 
-    Most reads are settled by one dict lookup on ``(key, value)`` and two comparisons;
-    only suspects (late, early, unknown or repeated values) take the careful path.
+    Most reads are settled by one dict lookup on ``(key, value)`` and two comparisons
+    (a binary search for values written more than once); only suspects (late, early,
+    unknown values, or values in another form) take the careful path.
     """
     history = operations if isinstance(operations, (list, tuple)) else list(operations)
     collecting = gc.isenabled()
@@ -445,33 +487,16 @@ def _check(history: Sequence[Operation], max_staleness_ms: float, initial: Any, 
         raise ValueError(f"operation kind must be {READ!r} or {WRITE!r}, got {bad.kind!r}")
     if not all(map(_ok_of, reads)):
         reads = [op for op in reads if op[5]]  # a read that raised returned nothing to check
-    writes_by_key: dict[Any, list[Operation]] = {}
-    for op in writes:
-        bucket = writes_by_key.get(op[0])
-        if bucket is None:
-            writes_by_key[op[0]] = [op]
-        else:
-            bucket.append(op)
-    per_key = {key: _KeyWrites(key, key_writes, initial) for key, key_writes in writes_by_key.items()}
-    table: dict[tuple[Any, Any], tuple[float, float]] = {}
-    for key, key_writes in per_key.items():
-        fast = key_writes.fast_table()
-        table.update(zip(zip(repeat(key), fast), fast.values()))
-    get = table.get
-    try:
-        suspects = [
-            op for op in reads if (entry := get((op[0], op[2]))) is None or entry[1] < op[3] or entry[0] > op[4]
-        ]
-    except TypeError:  # an unhashable value read back: judge every read carefully
-        suspects = reads
+    per_key = {key: _KeyWrites(key_writes, initial) for key, key_writes in _by_key(writes).items()}
+    suspects = _suspects(reads, per_key)
 
     bound_ns = max_staleness_ms * 1e6
     counts = {STALE: 0, PHANTOM: 0, FUTURE: 0}
     staleness: list[int] = []
     unchecked = 0
     unwritten_keys: set[Any] = set()
-    found: list[tuple[int, int, str, Operation, int, int]] = []  # heap of the earliest violations
-    for sequence, read in enumerate(suspects):
+    flagged: list[tuple[Operation, str, int, int]] = []
+    for read in suspects:
         written = per_key.get(read.key)
         if written is None:
             unwritten_keys.add(read.key)
@@ -481,17 +506,11 @@ def _check(history: Sequence[Operation], max_staleness_ms: float, initial: Any, 
         kind, version, newer, lag = _judge(read, written, initial, bound_ns)
         if lag:
             staleness.append(lag)
-        if kind is None:
-            continue
-        counts[kind] += 1
-        candidate = (-read.start_ns, -sequence, kind, read, version, newer)
-        if len(found) < examples:
-            heapq.heappush(found, candidate)
-        elif candidate > found[0]:
-            heapq.heapreplace(found, candidate)
+        if kind is not None:
+            counts[kind] += 1
+            flagged.append((read, kind, version, newer))
 
     checked = len(reads) - unchecked - counts[PHANTOM] - counts[FUTURE]
-    violations = _counterexamples(sorted(found, reverse=True), per_key, history)
     return ConsistencyReport(
         reads=len(reads),
         writes=len(writes),
@@ -502,19 +521,68 @@ def _check(history: Sequence[Operation], max_staleness_ms: float, initial: Any, 
         worst_staleness_ms=max(staleness, default=0) / 1e6,
         p99_staleness_ms=_p99_with_zeros(staleness, checked) / 1e6,
         max_staleness_ms=max_staleness_ms,
-        violations=violations,
+        violations=_violations(flagged, per_key, history, examples),
         unordered_keys=tuple(sorted(str(key) for key, info in per_key.items() if not info.ordered)),
         history=history,
         initial=initial,
     )
 
 
-def _newer_version(info: _KeyWrites, version: int) -> int:
-    """The first acknowledged write after ``version``: the one the stale read failed to observe."""
-    for candidate in range(version + 1, len(info.writes) + 1):
-        if info.writes[candidate - 1].ok:
-            return candidate
-    raise AssertionError("a stale read always has a newer acknowledged write")
+def _by_key(writes: list[Operation]) -> dict[Any, list[Operation]]:
+    grouped: dict[Any, list[Operation]] = {}
+    for op in writes:
+        bucket = grouped.get(op[0])
+        if bucket is None:
+            grouped[op[0]] = [op]
+        else:
+            bucket.append(op)
+    return grouped
+
+
+def _suspects(reads: list[Operation], per_key: dict[Any, _KeyWrites]) -> list[Operation]:
+    """The reads the fast tests cannot settle, for the careful path.
+
+    The tables hold every value in its text and bytes forms, so one lookup finds almost
+    every read; a value read back in another form (a number, say) takes a second lookup
+    of its canonical text. Values written more than once are settled by ``_unexplained``.
+    """
+    windows: dict[tuple[Any, Any], tuple[float, float]] = {}
+    repeated: dict[tuple[Any, Any], _Versions] = {}
+    for key, key_writes in per_key.items():
+        _add_for_key(windows, key, key_writes.fast_table())
+        _add_for_key(repeated, key, key_writes.repeated_table())
+    get = windows.get
+    try:
+        suspects = [
+            op
+            for op in reads
+            if (entry := get((op[0], op[2])) or get((op[0], _canonical(op[2])))) is None
+            or entry[1] < op[3]
+            or entry[0] > op[4]
+        ]
+        return _unexplained(suspects, repeated) if repeated else suspects
+    except TypeError:  # an unhashable value read back: judge every read carefully
+        return reads
+
+
+def _add_for_key(table: dict[tuple[Any, Any], _T], key: Any, entries: dict[Any, _T]) -> None:
+    table.update(zip(zip(repeat(key), entries), entries.values()))
+
+
+def _unexplained(reads: list[Operation], repeated: dict[tuple[Any, Any], _Versions]) -> list[Operation]:
+    """The reads no write of their value explains, by binary search when the value was written more than once.
+
+    A read of such a value is fine when the newest of its writes that had begun by the
+    read's end was not yet superseded (by an acknowledged write) when the read began.
+    """
+    get = repeated.get
+    return [
+        op
+        for op in reads
+        if (versions := get((op[0], op[2])) or get((op[0], _canonical(op[2])))) is None
+        or (begun := bisect_right(versions.starts, op[4])) == 0
+        or versions.superseded[begun - 1] < op[3]
+    ]
 
 
 def _p99_with_zeros(positive: list[int], total: int) -> int:
@@ -528,46 +596,32 @@ def _p99_with_zeros(positive: list[int], total: int) -> int:
     return sorted(positive)[rank - zeros - 1]
 
 
-def _counterexamples(
-    found: list[tuple[int, int, str, Operation, int, int]],
+def _violations(
+    flagged: list[tuple[Operation, str, int, int]],
     per_key: dict[Any, _KeyWrites],
     history: Sequence[Operation],
+    examples: int,
 ) -> tuple[Violation, ...]:
-    """Turn the earliest violations into counterexamples with their window of operations."""
-    if not found:
-        return ()
-    keys = {read.key for _, _, _, read, _, _ in found}
-    nearby: dict[Any, list[Operation]] = {key: [] for key in keys}
-    for op in history:
-        if op[0] in keys:
-            nearby[op[0]].append(op)
-    return tuple(
-        _counterexample(kind, read, version, newer, per_key.get(read.key), nearby[read.key])
-        for _, _, kind, read, version, newer in found
+    """Every violation, earliest read first; the first ``examples`` with their window of operations."""
+    flagged.sort(key=lambda found: found[0].start_ns)
+    violations = [
+        _violation(kind, read, version, newer, per_key.get(read.key)) for read, kind, version, newer in flagged
+    ]
+    shown = violations[:examples]
+    spans = [_span(violation, per_key.get(violation.read.key)) for violation in shown]
+    nearby = _operations_within(
+        [(violation.read.key, begin, end) for violation, (begin, end) in zip(shown, spans)], history
     )
+    windowed = [
+        _with_window(violation, begin, end, nearby[violation.read.key]) for violation, (begin, end) in zip(shown, spans)
+    ]
+    return tuple(windowed + violations[examples:])
 
 
-def _counterexample(
-    kind: str, read: Operation, version: int, newer: int, info: _KeyWrites | None, nearby: list[Operation]
-) -> Violation:
-    """The read, the write it returned, the write it missed, and what else touched the key meanwhile."""
-    writes = info.writes if info is not None else []
+def _violation(kind: str, read: Operation, version: int, newer: int, info: _KeyWrites | None) -> Violation:
+    """The read, the write whose value it returned, and the acknowledged write it missed."""
     returned = info.write(version) if info is not None and kind != PHANTOM else None
     newer_op = info.write(newer) if info is not None and newer else None
-    if returned is not None:
-        begin = min(returned.start_ns, read.start_ns)
-    else:
-        acknowledged = [op for op in writes if op.end_ns < read.start_ns]
-        begin = acknowledged[-1].start_ns if acknowledged else read.start_ns
-    end = max(read.end_ns, returned.end_ns if returned is not None else read.end_ns)
-    essential = [op for op in (returned, newer_op, read) if op is not None]
-    others = [
-        op
-        for op in nearby
-        if op.end_ns >= begin and op.start_ns <= end and all(op is not chosen for chosen in essential)
-    ]
-    others.sort(key=lambda op: (op.kind != WRITE, op.start_ns))
-    room = max(0, _TIMELINE_LINES - len(essential))
     return Violation(
         kind=kind,
         key=str(read.key),
@@ -577,6 +631,44 @@ def _counterexample(
         newer=newer_op,
         newer_version=newer or None,
         staleness_ns=int(read.start_ns - newer_op.end_ns) if newer_op is not None else 0,
-        window=tuple(sorted(essential + others[:room], key=lambda op: op.start_ns)),
+    )
+
+
+def _span(violation: Violation, info: _KeyWrites | None) -> tuple[int, int]:
+    """The time its timeline covers: from the returned write (or the last acknowledged one) to the read's end."""
+    read, returned = violation.read, violation.returned
+    if returned is not None:
+        return min(returned.start_ns, read.start_ns), max(read.end_ns, returned.end_ns)
+    acknowledged = [op for op in (info.writes if info is not None else []) if op.end_ns < read.start_ns]
+    return acknowledged[-1].start_ns if acknowledged else read.start_ns, read.end_ns
+
+
+def _operations_within(spans: list[tuple[Any, int, int]], history: Sequence[Operation]) -> dict[Any, list[Operation]]:
+    """Per key, the operations overlapping any of its spans: one pass, keeping only the few in time."""
+    bounds: dict[Any, tuple[int, int]] = {}
+    for key, begin, end in spans:
+        low, high = bounds.get(key, (begin, end))
+        bounds[key] = (min(low, begin), max(high, end))
+    nearby: dict[Any, list[Operation]] = {key: [] for key in bounds}
+    if bounds:
+        get = bounds.get
+        for op in [op for op in history if (span := get(op[0])) is not None and op[4] >= span[0] and op[3] <= span[1]]:
+            nearby[op[0]].append(op)
+    return nearby
+
+
+def _with_window(violation: Violation, begin: int, end: int, nearby: list[Operation]) -> Violation:
+    """Add what else touched the key between ``begin`` and ``end`` (a dozen lines at most)."""
+    essential = violation.essential()
+    others = [
+        op
+        for op in nearby
+        if op.end_ns >= begin and op.start_ns <= end and all(op is not chosen for chosen in essential)
+    ]
+    others.sort(key=lambda op: (op.kind != WRITE, op.start_ns))
+    room = max(0, _TIMELINE_LINES - len(essential))
+    return replace(
+        violation,
+        window=tuple(sorted(essential + others[:room], key=_start_of)),
         omitted=max(0, len(others) - room),
     )
