@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import random
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -42,8 +43,8 @@ class LoadResult:
 class Api:
     """The application under test and an HTTP client on it, for one test's event loop."""
 
-    def __init__(self, redis_url: str) -> None:
-        self.app = create_app(redis_url)
+    def __init__(self, redis_url: str, **app_options: Any) -> None:
+        self.app = create_app(redis_url, **app_options)
         self.http = httpx.AsyncClient(transport=httpx.ASGITransport(app=self.app), base_url="http://autus")
 
     @property
@@ -70,8 +71,9 @@ class Api:
     ) -> LoadResult:
         """``users`` concurrent clients, each sending the report's mix with a think time between requests.
 
-        Like the report's load test (30 users, about 24 requests/s in all), the users pause
-        between requests; without pauses one event loop saturates and every await queues.
+        The report's 30 users paused too (about 24 requests/s in all); the test's shorter pauses
+        (about 150 requests/s with 0.1-0.3 s) keep it to seconds. Without pauses one event loop
+        saturates and every await queues.
         """
         result = LoadResult()
         paths = [(method, path) for method, path, _ in REQUEST_MIX]
@@ -98,11 +100,11 @@ class Api:
         await self.app.state.cache.close()
 
 
-def run_api(redis_url: str, scenario: Callable[[Api], Awaitable[Any]]) -> Any:
-    """Run ``scenario`` against a fresh application in a fresh event loop, then close both."""
+def run_api(redis_url: str, scenario: Callable[[Api], Awaitable[Any]], **app_options: Any) -> Any:
+    """Run ``scenario`` against a fresh application (``create_app`` options) in a fresh event loop, then close both."""
 
     async def main() -> Any:
-        api = Api(redis_url)
+        api = Api(redis_url, **app_options)
         try:
             return await scenario(api)
         finally:
@@ -112,6 +114,6 @@ def run_api(redis_url: str, scenario: Callable[[Api], Awaitable[Any]]) -> Any:
 
 
 @pytest.fixture
-def api_run(cache_url: str) -> Callable[[Callable[[Api], Awaitable[Any]]], Any]:
-    """``api_run(scenario)``: drive a fresh application on this test's isolated Redis."""
-    return lambda scenario: run_api(cache_url, scenario)
+def api_run(cache_url: str) -> Callable[..., Any]:
+    """``api_run(scenario, **create_app_options)``: drive a fresh application on this test's isolated Redis."""
+    return functools.partial(run_api, cache_url)

@@ -1,21 +1,32 @@
-"""The FastAPI response-cache report, as tests: load, invalidation, outage, forbidden commands, and a caught bug."""
+"""The FastAPI response-cache report as tests: load, invalidation, TTLs, outage, forbidden commands, caught bugs."""
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Callable
+from fnmatch import fnmatchcase
+from typing import Any, TypeVar
 
 import pytest
+from autus_api.store import Store
 from conftest import Api
+
+F = TypeVar("F", bound=Callable[..., Any])
 
 # In-process load test: client, app and (on the fake backend) Redis share one interpreter,
 # so command latency includes event-loop queueing. The ceiling leaves room for that.
 REDIS_P99_CEILING_MS = 50
+# The report's p99 of 10 ms is a response time. In-process it is mostly CPU queueing: measured
+# 31-252 ms over 30 runs on 2 cores with load averages 3-12 (docs/examples.md). The ceiling, 4x
+# the worst, catches requests stalling (e.g. on Redis's 2 s socket timeout), not a slow machine.
+RESPONSE_P99_CEILING_MS = 1000
 
 
 @pytest.mark.cache_hit_rate(0.85, pattern="autus:*")
 @pytest.mark.cache_latency(p99_ms=REDIS_P99_CEILING_MS, pattern="autus:*")
 @pytest.mark.cache_ttl(min_s=30, max_s=600, pattern="autus:*")
-def test_30_concurrent_users_with_the_reports_request_mix(api_run: Any, cache_monitor: Any) -> None:
+def test_30_concurrent_users_with_the_reports_request_mix(
+    api_run: Any, cache_monitor: Any, record_property: Callable[[str, object], None]
+) -> None:
     async def scenario(api: Api) -> tuple[Any, dict[str, Any]]:
         with cache_monitor.warmup():
             await api.seed()
@@ -24,9 +35,12 @@ def test_30_concurrent_users_with_the_reports_request_mix(api_run: Any, cache_mo
         return result, await api.get("/cache/stats")
 
     result, stats = api_run(scenario)
+    for fraction in (0.5, 0.95, 0.99):
+        record_property(f"response_p{fraction * 100:g}_ms", round(result.percentile_ms(fraction), 3))
     assert set(result.statuses) == {200}
     assert stats["cache_errors"] == 0
     assert stats["hit_rate_percent"] >= 85
+    assert result.percentile_ms(0.99) <= RESPONSE_P99_CEILING_MS
 
 
 @pytest.mark.cache_no_stale_reads
@@ -62,17 +76,111 @@ def test_post_invalidates_the_analytics_responses(
     assert cache_consistency.check().stale_reads == 0
 
 
+def drive_posts_and_gets(api_run: Any, cache_consistency: Any, **app_options: Any) -> dict[str, Any]:
+    """Race GET /analytics/events against POST /analytics/track with the driver's default delays.
+
+    One key, the newest event: writes POST unique names, reads GET the newest one. The store
+    answers in 10 ms (the report's uncached requests took 40-100 ms), which widens the window
+    between a miss's query and its fill enough for 400 operations to hit the race in every run.
+    """
+
+    async def scenario(api: Api) -> dict[str, Any]:
+        async def newest_event(_: str) -> str | None:
+            events = (await api.get("/analytics/events"))["events"]
+            return events[-1]["name"] if events else None
+
+        async def track(_: str, name: str) -> None:
+            await api.post("/analytics/track", {"name": name})
+
+        await cache_consistency.run_async(  # cache_consistency.run for async callables, on this loop
+            read=newest_event,
+            write=track,
+            keys=["events"],
+            threads=4,
+            ops=400,
+            read_ratio=0.75,
+            truth=lambda _: api.app.state.store.events[-1]["name"],
+        )
+        return await api.get("/cache/stats")  # type: ignore[no-any-return]
+
+    return api_run(scenario, store=Store(query_delay_s=0.01), **app_options)  # type: ignore[no-any-return]
+
+
+# The driven apps get their own key prefixes: a write-heavy mix is not the report's load, so
+# it stays out of the autus:* hit-rate target ("driven responses" in targets.toml instead).
+@pytest.mark.cache_no_stale_reads
+def test_no_stale_reads_under_concurrent_posts_and_gets(api_run: Any, cache_consistency: Any) -> None:
+    stats = drive_posts_and_gets(api_run, cache_consistency, key_prefix="autus-driver")
+    assert stats["cache_fills_skipped"] > 0  # the race happened, and the checked fill did not cache the old answer
+
+
+# Caught bug #2: the report's fill (GET, compute, SET) writes back a response computed
+# before a concurrent POST's invalidation; it is then served, stale, for up to its TTL.
+# The fix (the app's default, test above): WATCH the category's generation key before
+# computing, INCR it on invalidation, and fill in MULTI/EXEC, which aborts if it changed.
+@pytest.mark.xfail(strict=True, raises=pytest.fail.Exception, reason="GET-compute-SET fill races POST invalidation")
+@pytest.mark.cache_no_stale_reads
+def test_unchecked_fill_serves_stale_responses(api_run: Any, cache_consistency: Any) -> None:
+    drive_posts_and_gets(api_run, cache_consistency, checked_fills=False, key_prefix="autus-racy")
+
+
+#: Every cached GET route, with a path for the parametrised ones.
 ENDPOINTS = (
     "/analytics/stats",
     "/analytics/pages",
+    "/analytics/api-calls",
     "/analytics/events",
     "/devices/list",
     "/devices/online",
     "/devices/stats",
     "/devices/get/device-1",
+    "/digital-twin/list",
+    "/digital-twin/get/boiler-1",
     "/god/overview",
     "/health",
 )
+
+#: The report's caching strategy table: endpoint (as a response key glob) and its TTL in seconds.
+REPORT_TTLS = (
+    ("autus:analytics:/analytics/stats", 300),
+    ("autus:analytics:/analytics/pages", 300),
+    ("autus:analytics:/analytics/api-calls", 300),
+    ("autus:analytics:/analytics/events", 60),
+    ("autus:devices:/devices/list", 120),
+    ("autus:devices:/devices/get/*", 120),
+    ("autus:devices:/devices/online", 60),
+    ("autus:devices:/devices/stats", 120),
+    ("autus:twin:/digital-twin/*", 600),
+    ("autus:god:/god/*", 300),
+    ("autus:health:/health", 30),
+)
+
+
+#: The plugin estimates the TTL a key was given from its PTTL and the time since its write; a
+#: pipelined fill's write time is approximate, so allow 1 s. The table's entries are 30 s apart.
+TTL_TOLERANCE_S = 1
+
+
+def each_ttl_in_the_report(test: F) -> F:
+    """One ``cache_ttl(pattern=endpoint)`` per table row, bounds ttl +- 1 s; a row with no write fails too."""
+    for pattern, seconds in REPORT_TTLS:
+        bounds = {"min_s": seconds - TTL_TOLERANCE_S, "max_s": seconds + TTL_TOLERANCE_S}
+        test = pytest.mark.cache_ttl(pattern=pattern, **bounds)(test)
+    return test
+
+
+@each_ttl_in_the_report
+def test_every_cached_response_has_its_endpoints_ttl(api_run: Any, cache_monitor: Any) -> None:
+    async def scenario(api: Api) -> None:
+        with cache_monitor.warmup():
+            await api.seed()
+        for path in ENDPOINTS:
+            await api.get(path)
+
+    api_run(scenario)
+    written = {key for event in cache_monitor.events if event.outcome == "write" for key in event.keys}
+    assert len(written) == len(ENDPOINTS)
+    assert [key for key in written if not any(fnmatchcase(key, pattern) for pattern, _ in REPORT_TTLS)] == []
 
 
 def test_every_endpoint_answers_correctly_while_redis_is_down(api_run: Any, cache_faults: Any) -> None:
@@ -85,7 +193,7 @@ def test_every_endpoint_answers_correctly_while_redis_is_down(api_run: Any, cach
             stats = await api.get("/cache/stats")
         assert stats["cache_errors"] > 0
         assert down["/devices/get/device-1"] == {"device": {"name": "device-1", "online": False}}
-        unchanged = [path for path in ENDPOINTS if path.startswith(("/analytics", "/health"))]
+        unchanged = [path for path in ENDPOINTS if path.startswith(("/analytics", "/digital-twin", "/health"))]
         assert {path: down[path] for path in unchanged} == {path: healthy[path] for path in unchanged}
         assert down["/god/overview"]["devices"]["online"] == healthy["/god/overview"]["devices"]["online"] - 1
         recovered = await api.get("/devices/get/device-1")
@@ -98,7 +206,9 @@ def test_every_endpoint_answers_correctly_while_redis_is_down(api_run: Any, cach
 # with the number of cached keys (O(N)), although the report called it "efficient bulk
 # clearing". The fix is the other example's design: a namespace version per prefix
 # (``autus:analytics:v<N>:...``) bumped with one INCR on POST, old keys left to their TTL.
-@pytest.mark.xfail(strict=True, reason="SCAN-based prefix:* invalidation is O(N) in the keyspace size")
+@pytest.mark.xfail(
+    strict=True, raises=pytest.fail.Exception, reason="SCAN-based prefix:* invalidation is O(N) in the keyspace size"
+)
 @pytest.mark.cache_invalidation(o1=True)
 def test_pattern_invalidation_is_o1(api_run: Any, cache_invalidation: Any, cache_redis_async: Any) -> None:
     async def scenario(api: Api) -> Any:

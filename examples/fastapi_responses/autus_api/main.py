@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -9,12 +10,16 @@ from typing import Any
 from fastapi import FastAPI, Request
 from pydantic import BaseModel
 
-from .cache import CacheConfig, ResponseCache, cached_response
+from .cache import KEY_PREFIX, CacheConfig, ResponseCache, cached_response
 from .store import Store
 
-ANALYTICS = "autus:analytics:*"
-DEVICES = "autus:devices:*"
-GOD = "autus:god:*"
+# Categories: responses are cached under ``autus:<category>:<path>``; a POST invalidates
+# ``autus:<category>:*`` for the categories in the report's invalidation table.
+ANALYTICS = "analytics"
+DEVICES = "devices"
+GOD = "god"
+TWIN = "twin"
+HEALTH = "health"
 
 
 class PageView(BaseModel):
@@ -35,16 +40,21 @@ class DeviceData(BaseModel):
     online: bool
 
 
-def create_app(redis_url: str, store: Store | None = None) -> FastAPI:
+def create_app(
+    redis_url: str, store: Store | None = None, *, checked_fills: bool = True, key_prefix: str = KEY_PREFIX
+) -> FastAPI:
     """One application instance; ``app.state.cache`` and ``app.state.store`` are there for tests.
 
     The Redis client is created here, not in the lifespan, so that in-process drivers
     (httpx's ASGI transport does not run lifespans) get a working cache too.
+    ``checked_fills=False`` builds the report's racy fill (see ``cached_response``).
     """
-    response_cache = ResponseCache(redis_url)
+    response_cache = ResponseCache(redis_url, prefix=key_prefix)
 
     def cache() -> ResponseCache:
         return response_cache
+
+    cached = functools.partial(cached_response, cache, checked_fill=checked_fills)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -56,47 +66,62 @@ def create_app(redis_url: str, store: Store | None = None) -> FastAPI:
     data = app.state.store = store or Store()
 
     @app.get("/analytics/stats")
-    @cached_response(cache, "analytics", CacheConfig.ANALYTICS_STATS)
+    @cached(ANALYTICS, CacheConfig.ANALYTICS_STATS)
     async def analytics_stats(*, request: Request) -> dict[str, Any]:
         return await data.analytics_stats()
 
     @app.get("/analytics/pages")
-    @cached_response(cache, "analytics", CacheConfig.ANALYTICS_STATS)
+    @cached(ANALYTICS, CacheConfig.ANALYTICS_STATS)
     async def analytics_pages(*, request: Request) -> dict[str, Any]:
         return await data.analytics_pages()
 
+    @app.get("/analytics/api-calls")
+    @cached(ANALYTICS, CacheConfig.ANALYTICS_STATS)
+    async def analytics_api_calls(*, request: Request) -> dict[str, Any]:
+        return await data.analytics_api_calls()
+
     @app.get("/analytics/events")
-    @cached_response(cache, "analytics", CacheConfig.ANALYTICS_EVENTS)
+    @cached(ANALYTICS, CacheConfig.ANALYTICS_EVENTS)
     async def analytics_events(*, request: Request) -> dict[str, Any]:
         return await data.analytics_events()
 
     @app.get("/devices/list")
-    @cached_response(cache, "devices", CacheConfig.DEVICES)
+    @cached(DEVICES, CacheConfig.DEVICES)
     async def devices_list(*, request: Request) -> dict[str, Any]:
         return await data.device_list()
 
     @app.get("/devices/online")
-    @cached_response(cache, "devices", CacheConfig.DEVICES_ONLINE)
+    @cached(DEVICES, CacheConfig.DEVICES_ONLINE)
     async def devices_online(*, request: Request) -> dict[str, Any]:
         return await data.devices_online()
 
     @app.get("/devices/get/{name}")
-    @cached_response(cache, "devices", CacheConfig.DEVICES)
+    @cached(DEVICES, CacheConfig.DEVICES)
     async def devices_get(name: str, *, request: Request) -> dict[str, Any]:
         return await data.device(name)
 
     @app.get("/devices/stats")
-    @cached_response(cache, "devices", CacheConfig.DEVICE_STATS)
+    @cached(DEVICES, CacheConfig.DEVICE_STATS)
     async def devices_stats(*, request: Request) -> dict[str, Any]:
         return await data.device_stats()
 
+    @app.get("/digital-twin/list")
+    @cached(TWIN, CacheConfig.DIGITAL_TWIN)
+    async def twin_list(*, request: Request) -> dict[str, Any]:
+        return await data.twin_list()
+
+    @app.get("/digital-twin/get/{name}")
+    @cached(TWIN, CacheConfig.DIGITAL_TWIN)
+    async def twin_get(name: str, *, request: Request) -> dict[str, Any]:
+        return await data.twin(name)
+
     @app.get("/god/overview")
-    @cached_response(cache, "god", CacheConfig.GOD)
+    @cached(GOD, CacheConfig.GOD)
     async def god_overview(*, request: Request) -> dict[str, Any]:
         return {"analytics": await data.analytics_stats(), "devices": await data.device_stats()}
 
     @app.get("/health")
-    @cached_response(cache, "health", CacheConfig.HEALTH)
+    @cached(HEALTH, CacheConfig.HEALTH)
     async def health(*, request: Request) -> dict[str, Any]:
         return {"status": "ok"}
 
