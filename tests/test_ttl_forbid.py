@@ -78,6 +78,22 @@ def test_ttl_marker(pytester: pytest.Pytester) -> None:
     )
 
 
+def test_ttl_of_a_pipelined_write_is_dated_by_the_whole_round_trip(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(
+        test_pipe="""
+        import pytest
+
+        @pytest.mark.cache_ttl(min_s=600, max_s=600)
+        def test_pipelined(cache_redis):
+            pipe = cache_redis.pipeline()
+            for index in range(2000):  # a long round trip, shared out between the commands
+                pipe.set(f"page:{index}", b"x", ex=600)
+            pipe.execute()
+        """
+    )
+    run(pytester).assert_outcomes(passed=1)
+
+
 def test_ttl_set_inside_lua_counts(pytester: pytest.Pytester) -> None:
     """The TTL is read from the server, so an EXPIRE done by a script is seen; a script's SET without one too."""
     pytester.makepyfile(

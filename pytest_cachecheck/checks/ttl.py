@@ -69,9 +69,10 @@ class WrittenKey:
 def written_keys(events: Sequence[Event], pattern: str) -> list[WrittenKey]:
     """Keys written (or passed to a writing script) in the test, in the order last written."""
     match = matcher(pattern)
+    ends = _ends(events)
     last_write_end: dict[str, int] = {}
     ttl_set_after: dict[str, int] = {}
-    for event in events:
+    for event, end in zip(events, ends):
         script = event.command in _SCRIPTS
         for key, outcome in zip(event.keys, event.outcomes):
             if not match(key):
@@ -81,8 +82,25 @@ def written_keys(events: Sequence[Event], pattern: str) -> list[WrittenKey]:
                 ttl_set_after[key] = event.start_ns
             if writes:
                 last_write_end.pop(key, None)
-                last_write_end[key] = event.start_ns + event.duration_ns
+                last_write_end[key] = end
     return [WrittenKey(key, ttl_set_after[key], end) for key, end in last_write_end.items()]
+
+
+def _ends(events: Sequence[Event]) -> list[int]:
+    """When each command was surely done: a pipelined one only when its whole round trip ended.
+
+    A pipeline's commands share its start and split its duration equally, so their own
+    ``start + duration`` falls inside the round trip, before the server may have run them.
+    """
+    round_trip_end: dict[int, int] = {}
+    for event in events:
+        if event.pipeline_id:
+            previous = round_trip_end.get(event.pipeline_id, event.start_ns)
+            round_trip_end[event.pipeline_id] = previous + event.duration_ns
+    return [
+        round_trip_end[event.pipeline_id] if event.pipeline_id else event.start_ns + event.duration_ns
+        for event in events
+    ]
 
 
 @dataclass(frozen=True)
