@@ -15,7 +15,7 @@ from .checks.base import FAILED, INCONCLUSIVE
 from .config import MarkerError, Settings
 from .observe.monitor import CacheMonitor
 from .observe.server_stats import ServerCounters, ServerStatsProbe, difference
-from .observe.summary import RunSummary
+from .observe.summary import RunSummary, own_metrics
 
 
 class InconclusiveCheckWarning(UserWarning):
@@ -50,7 +50,9 @@ class CachecheckRun:
         self.bound_markers: list[tuple[str, dict[str, Any]]] = []
         self.server_stats: ServerStatsProbe | None = None
         self._counters_before: ServerCounters | None = None
-        self.summary = RunSummary(target.pattern for target in settings.target_list)
+        shown_in_files = bool(settings.target_list or settings.reports)
+        self.summary = RunSummary((target.pattern for target in settings.target_list), track_ttl=shown_in_files)
+        self._summary_read: bool | None = True if shown_in_files else None  # None: decided at the first test
 
     # -- backend
     @property
@@ -106,11 +108,29 @@ class CachecheckRun:
             {"marker": result.marker, "status": result.status, "message": result.message, "metrics": result.metrics}
             for result in context.results
         ]
-        monitor = context.monitor
-        metrics = self.summary.add_test(item.nodeid, monitor.events, monitor.records, context.measurements, checks)
+        records = context.monitor.records
+        if self._summary_is_read(item, context):
+            metrics = self.summary.add_records(item.nodeid, records, context.measurements, checks)
+        else:
+            metrics = own_metrics(records)
         if metrics["commands"]:
             for name in ("hit_rate", "reads", "commands"):
                 item.user_properties.append((f"cachecheck.{name}", metrics[name]))
+
+    def _summary_is_read(self, item: pytest.Item, context: TestContext) -> bool:
+        """Whether anything shows the run-wide summary: targets, report files, or the terminal
+        section that cache markers bring. Without them a test costs only its own metrics.
+
+        Markers are looked up once in the collected tests; one added while a test runs
+        (``request.node.add_marker``) turns the summary on from that test on.
+        """
+        if self._summary_read is None:
+            self._summary_read = any(
+                mark.name.startswith("cache_") for collected in item.session.items for mark in collected.iter_markers()
+            )
+        if context.results:
+            self._summary_read = True
+        return self._summary_read
 
     def begin_call(self) -> None:
         """Just before the test body (fixtures have started the backend, if the test uses it):

@@ -228,6 +228,49 @@ def test_url_backend_with_allow_nonempty_deletes_only_what_the_run_wrote(pyteste
         client.delete(seed)
 
 
+RESET_WORKLOAD = """
+from pytest_cachecheck.observe.instrument import unobserved
+
+def test_writes_then_resets(cache_redis, cache_monitor):
+    cache_redis.set("run:before-reset", "ours")
+    cache_redis.set(b"run:\\xff\\xfe", "not utf-8")
+    cache_redis.sadd("run:members", "m")
+    cache_monitor.reset()
+    with unobserved():  # as if another client of that server wrote it meanwhile
+        cache_redis.sadd("{foreign}", "theirs")
+    cache_redis.sunionstore("run:union", "run:members", "{foreign}")
+    cache_redis.get("{seed}")
+
+def test_next_test_finds_none_of_it(cache_redis):
+    assert not any(cache_redis.exists(key) for key in {run_keys!r})
+"""
+RESET_RUN_KEYS = (b"run:before-reset", b"run:\xff\xfe", b"run:members", b"run:union")
+
+
+def test_url_backend_deletes_keys_written_before_a_monitor_reset(pytester: pytest.Pytester, others_db) -> None:
+    """Clean-up deletes every key the test wrote, exactly as sent, and nothing else."""
+    client, db = others_db
+    seed, foreign = f"someone-elses:{uuid.uuid4().hex}", f"someone-elses:set:{uuid.uuid4().hex}"
+    client.set(seed, "precious", ex=3600)
+    try:
+        pytester.makepyfile(test_url=RESET_WORKLOAD.format(seed=seed, foreign=foreign, run_keys=RESET_RUN_KEYS))
+        result = pytester.runpytest(
+            "-p",
+            "no:cacheprovider",
+            "--cache-backend",
+            "url",
+            "--cache-url",
+            f"{OTHERS_SERVER}/{db}",
+            "--cache-allow-nonempty",
+        )
+        result.assert_outcomes(passed=2)
+        assert client.get(seed) == b"precious" and 0 < client.ttl(seed) <= 3600
+        assert sorted(client.keys("*")) == sorted([seed.encode(), foreign.encode()])
+        assert client.smembers(foreign) == {b"theirs"}
+    finally:
+        client.delete(seed, foreign, *RESET_RUN_KEYS)  # a failed run must not leave its keys either
+
+
 def test_url_backend_on_an_empty_database_leaves_it_empty(pytester: pytest.Pytester, others_db) -> None:
     client, db = others_db
     pytester.makepyfile(test_url=URL_WORKLOAD.format(seed="absent"))

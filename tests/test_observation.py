@@ -9,7 +9,7 @@ import pytest
 import redis
 
 from pytest_cachecheck.observe import instrument
-from pytest_cachecheck.observe.commands import classify
+from pytest_cachecheck.observe.commands import classify, sent_key_bytes, sent_key_text
 from pytest_cachecheck.observe.instrument import unobserved
 
 
@@ -166,10 +166,80 @@ def test_warmup_blocks_are_excluded_but_counted_raw(cache_redis, cache_monitor) 
         (("CLIENT SETNAME", "x"), True, ("CLIENT SETNAME", (), ("other",))),
         (("GET", "k"), redis.ConnectionError("down"), ("GET", ("k",), ("error",))),
         (("GET", b"\xff\xfe"), None, ("GET", ("\\xff\\xfe",), ("miss",))),
+        (("get", "k"), b"v", ("GET", ("k",), ("hit",))),
+        (("DEL", "k"), 1, ("DEL", ("k",), ("delete",))),
+        (("EXISTS", "a"), 0, ("EXISTS", ("a",), ("miss",))),
+        (("EXISTS", "a", "b", "c"), 2, ("EXISTS", ("a", "b", "c"), ("hit", "hit", "miss"))),
+        (("JSON.MGET", "a", "b", "$"), [b"[1]", None], ("JSON.MGET", ("a", "b"), ("hit", "miss"))),
+        (("SUNIONSTORE", "d", "a", "b"), 2, ("SUNIONSTORE", ("d", "a", "b"), ("write", "other", "other"))),
+        (
+            ("ZUNIONSTORE", "d", 2, "a", "b", "WEIGHTS", 1, 2),
+            3,
+            ("ZUNIONSTORE", ("d", "a", "b"), ("write", "other", "other")),
+        ),
+        (("BITOP", "AND", "d", "a", "b"), 1, ("BITOP", ("d",), ("write",))),
+        (("ZRANGESTORE", "d", "s", 0, -1), 2, ("ZRANGESTORE", ("d",), ("write",))),
+        (
+            ("GEOSEARCHSTORE", "d", "s", "FROMLONLAT", 0, 0, "BYRADIUS", 1, "km"),
+            0,
+            ("GEOSEARCHSTORE", ("d",), ("write",)),
+        ),
+        (("SORT", "l", "BY", "nosort", "GET", "#", "STORE", "d"), 3, ("SORT", ("d",), ("write",))),
+        (("SORT", "l", "BY", "store", "ALPHA"), [b"a"], ("SORT", (), ("other",))),
+        (("BLMOVE", "a", "b", "LEFT", "RIGHT", 0), b"x", ("BLMOVE", ("a", "b"), ("write", "write"))),
+        (("BRPOPLPUSH", "a", "b", 0), None, ("BRPOPLPUSH", ("a", "b"), ("write", "write"))),
+        (("COPY", "a", "b"), 1, ("COPY", ("a", "b"), ("write", "write"))),
+        (("XGROUP CREATE", "s", "g", "$", "MKSTREAM"), True, ("XGROUP CREATE", ("s",), ("write",))),
+        (("XGROUP CREATE", "s", "g", "$"), True, ("XGROUP CREATE", (), ("other",))),
+        (("JSON.MSET", "a", "$", "1", "b", "$", "2"), True, ("JSON.MSET", ("a", "b"), ("write", "write"))),
     ],
 )
 def test_command_table(args, reply, expected) -> None:
     assert classify(args, reply) == expected
+
+
+def test_a_store_command_is_a_write_of_its_destination(cache_redis, cache_monitor) -> None:
+    cache_redis.sadd("a", 1)
+    cache_monitor.reset()
+    cache_redis.sunionstore("dest", "a", "b")
+    (event,) = cache_monitor.events
+    assert (event.keys, event.outcomes, event.outcome) == (("dest", "a", "b"), ("write", "other", "other"), "write")
+    assert (cache_monitor.stats().writes, cache_monitor.stats("a").writes) == (1, 0)
+
+
+def test_written_keys_outlive_reset_and_keep_their_bytes(cache_redis, cache_monitor) -> None:
+    """Clean-up on somebody else's server deletes these; a text stand-in would leave the real key behind."""
+    with cache_monitor.warmup():
+        cache_redis.set(b"bin:\xff\xfe", 1)
+    cache_redis.hset("hash", "f", "v")
+    cache_redis.sadd("members", "m")
+    cache_monitor.reset()
+    cache_redis.sunionstore("union", "members", "absent")
+    cache_redis.eval("return 1", 1, "scripted")
+    cache_redis.get("only-read")
+    written = cache_monitor.written_keys()
+    assert {sent_key_bytes(key) for key in written} == {b"bin:\xff\xfe", b"hash", b"members", b"union", b"scripted"}
+    cache_monitor.reset()
+    assert {sent_key_bytes(key) for key in cache_monitor.written_keys()} == {sent_key_bytes(key) for key in written}
+
+
+class _Timeout(instrument.Interceptor):
+    """The server may have run a command whose reply never came."""
+
+    def before(self, commands) -> None:
+        raise redis.TimeoutError("reply lost")
+
+
+def test_a_write_that_failed_may_have_run_and_counts_as_written(cache_redis, cache_monitor) -> None:
+    with instrument.intercepting(_Timeout()), pytest.raises(redis.TimeoutError):
+        cache_redis.set("maybe", 1)
+    assert cache_monitor.events[-1].outcome == "error"
+    assert cache_monitor.written_keys() == {"maybe"}
+
+
+@pytest.mark.parametrize("key", ["text", "ünï", b"\xff\x00raw", 42, 1.5, memoryview(b"view")])
+def test_sent_key_text_round_trips_to_the_bytes_redis_py_sends(key) -> None:
+    assert sent_key_bytes(sent_key_text(key)) == redis.connection.Encoder("utf-8", "strict", False).encode(key)
 
 
 class _Sleeper(instrument.Interceptor):

@@ -310,3 +310,116 @@ def test_report_that_cannot_be_written_is_one_line_and_fails_the_run(pytester: p
     assert result.ret == pytest.ExitCode.TESTS_FAILED
     assert result.stdout.lines[-1].startswith("cachecheck: --cache-report blocker/r.json: could not write it: ")
     assert "Traceback" not in result.stdout.str()
+
+
+def test_folding_raw_records_equals_folding_classified_events() -> None:
+    """The fast fold (no events for single-key commands) adds up exactly what the event-based one does."""
+    from pytest_cachecheck.observe.events import classify_raw
+    from pytest_cachecheck.observe.summary import RunSummary
+
+    commands: list[tuple[tuple[Any, ...], Any]] = [
+        (("GET", "user:1"), None),
+        (("SET", "user:1", "x"), True),
+        (("SET", b"user:2", "x", "EX", 60), True),
+        (("get", "user:1"), b"x"),
+        (("EXPIRE", "user:1", 60), 1),
+        (("GETEX", "user:2", "PERSIST"), b"x"),
+        (("MGET", "user:1", "cart:1"), [b"x", None]),
+        (("HMGET", "cart:2", "a", "b"), [None, b"1"]),
+        (("HMGET", "cart:3", "a"), [b"1"]),
+        (("EXISTS", "cart:1"), 0),
+        (("EXISTS", "user:1", "cart:1"), 1),
+        (("SUNIONSTORE", "cart:all", "cart:1", "cart:2"), 1),
+        (("DEL", "user:1"), 1),
+        (("UNLINK", "user:2", "cart:all"), 2),
+        (("PING",), True),
+        (("GET", "user:3"), ConnectionError("down")),
+        (("EVALSHA", "abc", 1, "user:4"), None),
+    ]
+    records = [(index, 1000 * (index % 7 + 1), args, reply, index // 4) for index, (args, reply) in enumerate(commands)]
+    fast, classified = RunSummary(["user:*", "cart:*"]), RunSummary(["user:*", "cart:*"])
+    for test in range(3):
+        assert fast.add_records(f"t::{test}", records) == classified.add_test(
+            f"t::{test}", classify_raw(records), records
+        )
+    assert fast.to_json() == classified.to_json()
+    assert fast.patterns["user:*"].keys_written == 6 and fast.patterns["cart:*"].keys_written == 3
+
+
+NO_MARKER_TESTS = APP_TESTS.split("@pytest.mark.cache_hit_rate")[0]
+
+
+def _junit_properties(pytester: pytest.Pytester, *options: str) -> dict[str, dict[str, str]]:
+    pytester.runpytest("--junitxml", "junit.xml", *options)
+    tree = ElementTree.parse(pytester.path / "junit.xml")
+    return {
+        case.get("name"): {prop.get("name"): prop.get("value") for prop in case.iter("property")}
+        for case in tree.iter("testcase")
+    }
+
+
+def test_junit_metrics_do_not_need_a_run_summary(pytester: pytest.Pytester) -> None:
+    """Without targets, reports or markers tests are not folded into the run; their JUnit metrics stay the same."""
+    pytester.makepyfile(test_app=NO_MARKER_TESTS)
+    alone = _junit_properties(pytester)
+    assert alone["test_users[0]"] == {
+        "cachecheck.hit_rate": "0.666667",
+        "cachecheck.reads": "15",
+        "cachecheck.commands": "20",
+    }
+    assert alone == _junit_properties(pytester, "--cache-report", "r.json")
+
+
+def test_a_marker_added_while_tests_run_still_shows_the_section(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(
+        test_app="""
+        import pytest
+
+        @pytest.fixture
+        def strict(request):
+            request.node.add_marker(pytest.mark.cache_hit_rate(0.9))
+
+        def test_plain(cache_redis):
+            cache_redis.get("product:2")
+
+        def test_cold(strict, cache_redis):
+            cache_redis.get("product:1")
+        """
+    )
+    result = pytester.runpytest("-p", "no:randomly")
+    result.assert_outcomes(passed=1, failed=1)
+    result.stdout.fnmatch_lines(
+        [
+            "*- cachecheck -*",
+            "failed cache checks:",
+            "test_app.py::test_cold",
+            "    1 commands, 1 reads, hit rate 0.0%*",
+        ]
+    )
+
+
+def test_key_shapes_in_the_summary_are_those_of_key_shape() -> None:
+    """The summary memoises shapes of keys that differ only in digits; each must still be ``key_shape``'s."""
+    from collections import Counter
+
+    from pytest_cachecheck.observe.patterns import key_shape
+    from pytest_cachecheck.observe.summary import RunSummary
+
+    keys = [
+        "user:42:profile",
+        "user:7:profile",
+        "session:deadbeefcafe",
+        "session:0eadbeefcafe",
+        "v2.page|home",
+        "v30.page|home",
+        "img/2024/01/a.png",
+        "ab12",
+        "AB12CD34EF",
+        "order:٣",
+        "order:x",
+        "123e4567-e89b-12d3-a456-426614174000",
+        "",
+    ]
+    summary = RunSummary()
+    summary.add_records("t::keys", [(index, 1000, ("GET", key), None, 0) for index, key in enumerate(keys)])
+    assert Counter({shape: stats.misses for shape, stats in summary.shapes.items()}) == Counter(map(key_shape, keys))

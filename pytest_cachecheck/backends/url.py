@@ -15,6 +15,7 @@ from urllib.parse import parse_qs, urlencode, urlsplit, urlunsplit
 import redis
 import redis.asyncio
 
+from ..observe.commands import sent_key_bytes
 from ..observe.instrument import unobserved
 from .base import BackendError, ServerInfo
 
@@ -98,13 +99,15 @@ class UrlBackend:
 
         With a database that was empty at start everything in it was created by this
         run, so keys written behind the observer's back (Lua, other processes) go too.
+        Otherwise only the written keys go, as the bytes sent (also when not UTF-8),
+        including those written before the test called ``cache_monitor.reset()``.
         """
         admin = self._admin
         if admin is None:
             return
         with unobserved():
             if self.allow_nonempty:
-                doomed = [key for key in (k.encode() for k in written_keys()) if key not in self._preexisting]
+                doomed = [key for key in map(sent_key_bytes, written_keys()) if key not in self._preexisting]
             else:
                 doomed = list(admin.scan_iter(count=1000)) if admin.dbsize() else []
             for index in range(0, len(doomed), _BATCH):

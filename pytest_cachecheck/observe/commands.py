@@ -72,6 +72,43 @@ def _dest_numkeys(args: tuple[Any, ...]) -> tuple[Any, ...]:
     return args[1:2] + args[3 : 3 + count]
 
 
+def _second(args: tuple[Any, ...]) -> tuple[Any, ...]:
+    """BITOP operation destination key...: only the destination is written."""
+    return args[2:3]
+
+
+def _triples(args: tuple[Any, ...]) -> tuple[Any, ...]:
+    """JSON.MSET key path value [key path value ...]."""
+    return args[1::3]
+
+
+def _word(arg: Any) -> str:
+    """An option word as text, upper-cased (``b"store"`` -> ``"STORE"``)."""
+    if isinstance(arg, (bytes, bytearray, memoryview)):
+        return bytes(arg).decode("latin-1").upper()
+    return str(arg).upper()
+
+
+# SORT options and how many arguments follow each; STORE's argument is the destination key.
+_SORT_OPTION_ARGUMENTS = {"BY": 1, "LIMIT": 2, "GET": 1, "STORE": 1}
+
+
+def _sort_destination(args: tuple[Any, ...]) -> tuple[Any, ...]:
+    """SORT key [BY p] [LIMIT o c] [GET p ...] [ASC|DESC] [ALPHA] [STORE destination]: the destination, if any."""
+    index = 2
+    while index < len(args):
+        word = _word(args[index])
+        if word == "STORE":
+            return args[index + 1 : index + 2]
+        index += 1 + _SORT_OPTION_ARGUMENTS.get(word, 0)
+    return ()
+
+
+def _stream_if_created(args: tuple[Any, ...]) -> tuple[Any, ...]:
+    """XGROUP CREATE key group id [MKSTREAM]: the stream is created (written) only with MKSTREAM."""
+    return args[1:2] if any(_word(arg) == "MKSTREAM" for arg in args[4:]) else ()
+
+
 # Reply interpretations. Each gets (keys, args, reply) and returns one outcome per key.
 NIL = "nil"  # None reply = miss (GET, HGET, ZSCORE ...)
 NIL_EACH = "nil_each"  # list reply, one element per key, None = miss (MGET)
@@ -80,6 +117,7 @@ EMPTY = "empty"  # whole-key read, empty collection = miss (HGETALL, SMEMBERS)
 COUNT = "count"  # integer = how many of the keys exist (EXISTS)
 BOOL = "bool"  # 0/False = miss (HEXISTS, SISMEMBER)
 WRITES = "write"
+DEST_WRITE = "dest_write"  # the first key is written, the others are only read (SUNIONSTORE dest a b)
 DELETES = "delete"
 OTHERS = "other"
 
@@ -108,7 +146,7 @@ _define(
     "LPOS",
 )
 _define(NIL_EACH, _all, "MGET")
-_define(NIL_EACH, _first, "JSON.MGET")
+_define(NIL_EACH, _all_but_last, "JSON.MGET")
 _define(NIL_FIELDS, _first, "HMGET", "ZMSCORE", "SMISMEMBER")
 _define(
     EMPTY,
@@ -188,9 +226,14 @@ _define(
     "ZPOPMAX",
 )
 _define(WRITES, _pairs, "MSET", "MSETNX")
-_define(WRITES, _first_two, "RENAME", "RENAMENX", "SMOVE", "LMOVE", "RPOPLPUSH", "COPY")
-_define(WRITES, _dest_numkeys, "ZUNIONSTORE", "ZINTERSTORE", "ZDIFFSTORE")
-_define(WRITES, _all, "SINTERSTORE", "SUNIONSTORE", "SDIFFSTORE", "PFMERGE")
+_define(WRITES, _triples, "JSON.MSET")
+_define(WRITES, _first_two, "RENAME", "RENAMENX", "SMOVE", "LMOVE", "BLMOVE", "RPOPLPUSH", "BRPOPLPUSH", "COPY")
+_define(WRITES, _second, "BITOP")
+_define(WRITES, _first, "ZRANGESTORE", "GEOSEARCHSTORE")
+_define(WRITES, _sort_destination, "SORT")
+_define(WRITES, _stream_if_created, "XGROUP CREATE")
+_define(DEST_WRITE, _dest_numkeys, "ZUNIONSTORE", "ZINTERSTORE", "ZDIFFSTORE")
+_define(DEST_WRITE, _all, "SINTERSTORE", "SUNIONSTORE", "SDIFFSTORE", "PFMERGE")
 _define(DELETES, _all, "DEL", "UNLINK")
 _define(
     DELETES,
@@ -236,6 +279,8 @@ _define(OTHERS, _all_but_last, "BLPOP", "BRPOP", "BZPOPMIN", "BZPOPMAX")
 
 _UNKNOWN: tuple[KeyExtractor, str] = (_none, OTHERS)
 _UNKNOWN_SPEC: tuple[str, KeyExtractor, str] = ("", _none, OTHERS)
+# Scripts that may write: the keys they declare count as written (for clean-up); ``*_RO`` variants cannot write.
+WRITING_SCRIPTS = frozenset({"EVAL", "EVALSHA", "FCALL"})
 
 
 def command_name(args: tuple[Any, ...]) -> str:
@@ -255,6 +300,24 @@ def key_text(key: Any) -> str:
     return str(key)
 
 
+def sent_key_text(key: Any) -> str:
+    """A key as redis-py's encoder sends it, as lossless text: ``sent_key_bytes`` gives back the exact bytes.
+
+    Unlike ``key_text`` (for display), bytes that are not UTF-8 survive the round trip, so
+    clean-up deletes the real key; numbers are sent as their ``repr``, as redis-py does.
+    """
+    if isinstance(key, str):
+        return key
+    if isinstance(key, (bytes, bytearray, memoryview)):
+        return bytes(key).decode("utf-8", "surrogateescape")
+    return repr(key)
+
+
+def sent_key_bytes(text: str) -> bytes:
+    """The bytes on the wire for a key from ``sent_key_text`` (UTF-8, as redis-py's default encoding)."""
+    return text.encode("utf-8", "surrogateescape")
+
+
 def _is_empty(reply: Any) -> bool:
     if reply is None:
         return True
@@ -263,6 +326,31 @@ def _is_empty(reply: Any) -> bool:
     except TypeError:
         return False
 
+
+OutcomeOf = Callable[[Any], str]
+
+# Kinds whose commands give every key the same outcome, read from the (non-error) reply alone.
+_ONE_OUTCOME: dict[str, OutcomeOf] = {
+    NIL: lambda reply: MISS if reply is None else HIT,
+    EMPTY: lambda reply: MISS if _is_empty(reply) else HIT,
+    BOOL: lambda reply: HIT if reply else MISS,
+    WRITES: lambda reply: WRITE,
+    DELETES: lambda reply: DELETE,
+    OTHERS: lambda reply: OTHER,
+}
+
+
+def _same_outcome_for_each_key(extractor: KeyExtractor) -> dict[str, OutcomeOf]:
+    """Commands whose keys ``extractor`` finds and that give every key one outcome from the reply."""
+    return {
+        name: _ONE_OUTCOME[kind] for name, (used, kind) in _TABLE.items() if used is extractor and kind in _ONE_OUTCOME
+    }
+
+
+# The fast path of ``classify_single``: commands whose only key is args[1] (GET k, SET k v EX 60) ...
+_FIRST_KEY = _same_outcome_for_each_key(_first)
+# ... and commands on any number of keys, when they name just one (DEL k, EXISTS k).
+_SOLE_KEY = {**_same_outcome_for_each_key(_all), "EXISTS": lambda reply: _counted(reply, 1)[0]}
 
 _SPECS: dict[Any, tuple[str, KeyExtractor, str]] = {}
 
@@ -279,36 +367,84 @@ def _spec(raw_name: Any) -> tuple[str, KeyExtractor, str]:
     return spec
 
 
+def _spec_of(args: tuple[Any, ...]) -> tuple[str, KeyExtractor, str]:
+    try:
+        return _spec(args[0]) if args else _UNKNOWN_SPEC
+    except TypeError:  # an unhashable command name
+        return (command_name(args), *_UNKNOWN)
+
+
+def classify_single(args: tuple[Any, ...], reply: Any) -> tuple[str, str, str] | None:
+    """(command, key, outcome) of a command on exactly one key with one outcome, else None.
+
+    Nearly every command a cache sends is one of these (GET, SET, EXPIRE, DEL k, EXISTS k):
+    two dict lookups decide it, with no tuples per key; ``classify`` handles the rest.
+    Only canonical (upper-case ``str``) names take this path, as redis-py sends them.
+    """
+    name = args[0] if len(args) > 1 else None
+    if type(name) is not str:
+        return None
+    outcome_of = _FIRST_KEY.get(name)
+    if outcome_of is None:
+        outcome_of = _SOLE_KEY.get(name) if len(args) == 2 else None
+        if outcome_of is None:
+            return None
+    key = args[1]
+    return (
+        name,
+        key if type(key) is str else key_text(key),
+        ERROR if isinstance(reply, BaseException) else outcome_of(reply),
+    )
+
+
 def classify(args: tuple[Any, ...], reply: Any) -> tuple[str, tuple[str, ...], tuple[str, ...]]:
     """Return (command, keys, one outcome per key) for one command and its reply.
 
     ``reply`` is an exception instance when the command failed. Commands without
     keys get a single outcome and no key (``keys=()``, ``outcomes=(outcome,)``).
     """
-    try:
-        name, extractor, kind = _spec(args[0]) if args else _UNKNOWN_SPEC
-    except TypeError:  # an unhashable command name
-        name, extractor, kind = command_name(args), *_UNKNOWN
+    single = classify_single(args, reply)
+    if single is not None:
+        name, key, outcome = single
+        return name, (key,), (outcome,)
+    name, extractor, kind = _spec_of(args)
     keys = tuple(key if type(key) is str else key_text(key) for key in extractor(args))
     if isinstance(reply, BaseException):
         return name, keys, (ERROR,) * max(len(keys), 1)
-    if kind == NIL:
-        outcome = MISS if reply is None else HIT
-    elif kind == EMPTY:
-        outcome = MISS if _is_empty(reply) else HIT
-    elif kind == BOOL:
-        outcome = HIT if reply else MISS
-    elif kind == NIL_EACH:
+    if kind == NIL_EACH:
         return name, keys, _per_element(reply, len(keys))
-    elif kind == NIL_FIELDS:
+    if kind == NIL_FIELDS:
         fields = _per_element(reply, len(reply) if isinstance(reply, (list, tuple)) else 1)
         return name, keys * len(fields), fields
-    elif kind == COUNT:
-        present = reply if isinstance(reply, int) else 0
-        return name, keys, tuple(HIT if index < present else MISS for index in range(len(keys)))
-    else:
-        outcome = kind
+    if kind == COUNT:
+        return name, keys, _counted(reply, len(keys))
+    if kind == DEST_WRITE:
+        return name, keys, ((WRITE,) + (OTHER,) * (len(keys) - 1)) if keys else (OTHER,)
+    # A write that names no key (SORT without STORE, XGROUP CREATE without MKSTREAM) wrote nothing.
+    outcome = OTHER if kind == WRITES and not keys else _ONE_OUTCOME[kind](reply)
     return name, keys, (outcome,) * max(len(keys), 1)
+
+
+def _counted(reply: Any, count: int) -> tuple[str, ...]:
+    """EXISTS k1 k2 ... returning n: which keys exist is unknown, so the first n count as hits."""
+    present = reply if isinstance(reply, int) else 0
+    return tuple(HIT if index < present else MISS for index in range(count))
+
+
+def written_key_texts(args: tuple[Any, ...]) -> list[str]:
+    """Keys a command may have created or changed, as ``sent_key_text``: what clean-up deletes.
+
+    Whatever the reply: a command that failed (a timeout) may still have run on the server.
+    Scripts count the keys they declare; a ``*STORE`` command only its destination.
+    """
+    name, extractor, kind = _spec_of(args)
+    if kind == WRITES or name in WRITING_SCRIPTS:
+        keys = extractor(args)
+    elif kind == DEST_WRITE:
+        keys = extractor(args)[:1]
+    else:
+        return []
+    return [sent_key_text(key) for key in keys]
 
 
 def _per_element(reply: Any, count: int) -> tuple[str, ...]:

@@ -26,11 +26,14 @@ class Event(NamedTuple):
 
     @property
     def outcome(self) -> str:
-        """The single outcome; a multi-key read with any miss counts as ``miss``."""
+        """The single outcome; a multi-key read with any miss counts as ``miss``, with only hits as
+        ``hit``; otherwise the first key's (``SUNIONSTORE dest a b`` writes ``dest``: ``write``)."""
         first = self.outcomes[0]
         if all(outcome == first for outcome in self.outcomes):
             return first
-        return MISS if MISS in self.outcomes else HIT
+        if MISS in self.outcomes:
+            return MISS
+        return HIT if HIT in self.outcomes else first
 
     @property
     def duration_ms(self) -> float:

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from typing import TypeVar
 
-from .commands import WRITE
+from .commands import written_key_texts
 from .events import Event, classify_raw
 from .instrument import RawEvent, state
 from .patterns import MATCH_ALL
@@ -29,6 +29,7 @@ class CacheMonitor:
         self._warmup_depth = 0
         self._warmup_start = 0
         self._previous: list[RawEvent] | None = None
+        self._written_before_reset: set[str] = set()
         self.active = False
 
     def activate(self) -> None:
@@ -44,7 +45,8 @@ class CacheMonitor:
         self.active = False
 
     def reset(self) -> None:
-        """Forget everything recorded so far in this test."""
+        """Forget everything recorded so far in this test; what it wrote is still cleaned up after it."""
+        self._written_before_reset |= _written_in(self._raw)
         self._raw = []
         self._warmup_ranges = []
         self._classified = []
@@ -110,9 +112,10 @@ class CacheMonitor:
         return compute_stats(self.events, pattern)
 
     def written_keys(self) -> set[str]:
-        """Keys written or named by scripts in this test, warm-up included (for clean-up)."""
-        keys: set[str] = set()
-        for event in self._all_events():
-            if event.command.startswith(("EVAL", "FCALL")) or WRITE in event.outcomes:
-                keys.update(event.keys)
-        return keys
+        """Keys this test may have written or named in scripts, warm-up and commands before ``reset()``
+        included, for clean-up; exact as sent (``commands.sent_key_bytes`` gives the bytes)."""
+        return self._written_before_reset | _written_in(self._raw)
+
+
+def _written_in(records: Iterable[RawEvent]) -> set[str]:
+    return {key for _, _, args, _, _ in records for key in written_key_texts(args)}

@@ -12,11 +12,11 @@ from __future__ import annotations
 import json
 import math
 from collections import Counter
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from .commands import DELETE, ERROR, HIT, MISS, WRITE
+from .commands import DELETE, ERROR, HIT, MISS, WRITE, classify, classify_single
 from .events import Event
 from .instrument import RawEvent
 from .patterns import MATCH_ALL, key_shape, matcher
@@ -31,6 +31,7 @@ SHAPE_LIMIT = 1_000  # distinct key shapes tracked; more are folded into OTHER_S
 OTHER_SHAPES = "(other shapes)"
 POINT_LIMIT = 1_000  # measurement points kept per metric for plots
 KEY_CACHE_LIMIT = 100_000
+_DIGITS_ZEROED = str.maketrans("123456789", "000000000")
 
 # How a fixture metric combines over measurements; matches its target (ceiling on max, on sum, floor on min).
 AGGREGATION: dict[str, Callable[[Iterable[float]], float]] = {
@@ -75,10 +76,10 @@ class LatencyHistogram:
             if value > self.max_ns:
                 self.max_ns = value
 
-    def add_buckets(self, buckets: Counter[int], max_ns: int) -> None:
-        """Add durations already bucketed with ``bucket_of`` (one test's, counted in one pass)."""
+    def add_buckets(self, buckets: list[int], max_ns: int) -> None:
+        """Add durations already bucketed with ``bucket_of`` (one test's, counted in one C-level pass)."""
         self.buckets.update(buckets)
-        self.count += sum(buckets.values())
+        self.count += len(buckets)
         self.max_ns = max(self.max_ns, max_ns)
 
     def merge(self, other: LatencyHistogram) -> None:
@@ -157,19 +158,23 @@ class MetricAggregate:
 
 
 class _TestGroup:
-    """One test's events for one pattern or shape, before they are folded into the run."""
+    """One test's events for one pattern or shape, before they are folded into the run.
+
+    ``buckets`` holds one latency bucket per command: lists grow at C speed and are
+    counted into the run's histogram once per test.
+    """
 
     __slots__ = ("outcomes", "buckets", "max_ns", "commands", "miss_shapes")
 
     def __init__(self) -> None:
         self.outcomes: Counter[str] = Counter()
-        self.buckets: Counter[int] = Counter()
+        self.buckets: list[int] = []
         self.max_ns = 0
         self.commands: Counter[str] = Counter()
         self.miss_shapes: Counter[str] = Counter()
 
     def add_durations(self, durations: list[int], buckets: list[int]) -> None:
-        self.buckets.update(buckets)
+        self.buckets.extend(buckets)
         self.max_ns = max(self.max_ns, max(durations))
 
 
@@ -274,9 +279,14 @@ class MeasurementPoint:
 
 
 class RunSummary:
-    """The whole run, per target pattern (plus ``"*"``) and per key shape, and per test."""
+    """The whole run, per target pattern (plus ``"*"``) and per key shape, and per test.
 
-    def __init__(self, patterns: Iterable[str] = ()) -> None:
+    ``track_ttl=False`` skips replaying each test's writes for ``keys_without_ttl``, for
+    runs where nothing shows it (no target, no report file).
+    """
+
+    def __init__(self, patterns: Iterable[str] = (), *, track_ttl: bool = True) -> None:
+        self.track_ttl = track_ttl
         self.patterns: dict[str, PatternSummary] = {MATCH_ALL: PatternSummary()}
         for pattern in patterns:
             self.patterns.setdefault(pattern, PatternSummary())
@@ -287,6 +297,7 @@ class RunSummary:
         self.workers = 0  # pytest-xdist workers merged in; 0 for a single-process run
         self.server_version: str | None = None
         self._key_cache: dict[str, tuple[str, tuple[str, ...]]] = {}
+        self._shape_cache: dict[str, str] = {}
 
     # -- folding one test in
     def _classify_key(self, key: str) -> tuple[str, tuple[str, ...]]:
@@ -295,9 +306,19 @@ class RunSummary:
         if cached is None:
             if len(self._key_cache) >= KEY_CACHE_LIMIT:
                 self._key_cache.clear()
+                self._shape_cache.clear()
             patterns = tuple(p for p in self.patterns if p != MATCH_ALL and matcher(p)(key))
-            cached = self._key_cache[key] = (key_shape(key), patterns)
+            cached = self._key_cache[key] = (self._shape_of(key), patterns)
         return cached
+
+    def _shape_of(self, key: str) -> str:
+        """``key_shape``, memoised for keys that differ only in their digits (``user:1``, ``user:2``):
+        tests use new ids all the time, and ``key_shape`` makes every segment holding a digit ``*``."""
+        skeleton = key.translate(_DIGITS_ZEROED)
+        shape = self._shape_cache.get(skeleton)
+        if shape is None:
+            shape = self._shape_cache[skeleton] = key_shape(key)
+        return shape
 
     def _shape_summary(self, shape: str) -> PatternSummary:
         summary = self.shapes.get(shape)
@@ -315,63 +336,70 @@ class RunSummary:
         measurements: Sequence[Any] = (),
         checks: Sequence[dict[str, Any]] = (),
     ) -> dict[str, Any]:
-        """Fold one finished test in; returns its own metrics (for ``user_properties`` and reports).
+        """Fold in a test whose records were already classified into ``events`` (same order)."""
+        rows = (_event_row(record, event) for event, record in zip(events, records))
+        return self._fold(nodeid, rows, measurements, checks)
 
-        Single-key commands (nearly all) are first grouped by (key shape, matching
+    def add_records(
+        self,
+        nodeid: str,
+        records: Sequence[RawEvent],
+        measurements: Sequence[Any] = (),
+        checks: Sequence[dict[str, Any]] = (),
+    ) -> dict[str, Any]:
+        """Fold in one finished test from its raw records; returns its own metrics (for ``user_properties``)."""
+        return self._fold(nodeid, _record_rows(records), measurements, checks)
+
+    def _fold(
+        self, nodeid: str, rows: Iterable[_Row], measurements: Sequence[Any], checks: Sequence[dict[str, Any]]
+    ) -> dict[str, Any]:
+        """Single-key commands (nearly all) are first grouped by (key shape, matching
         target patterns, command, outcome), which takes one cached lookup per command;
         the per-group bookkeeping then runs once per distinct combination, a handful
-        per test, rather than once per command.
+        per test, rather than once per command. Events are built only for commands the
+        TTL replay needs (writes, deletes, key-changing reads) and for multi-key and
+        keyless commands.
         """
         self.test_count += 1
         everything = _TestGroup()
         groups: dict[tuple[bool, str], _TestGroup] = {}
-        combined: dict[tuple[str, tuple[str, ...], str, str], list[int]] = {}
+        combined: _Combined = {}
         key_cache, classify_key = self._key_cache, self._classify_key
+        ttl_input: list[tuple[Event, RawEvent]] | None = [] if self.track_ttl else None
         durations: list[int] = []
-        for event in events:
-            duration = event.duration_ns
+        for record, event, key, command, outcome in rows:
+            duration = record[1]
             durations.append(duration)
-            keys = event.keys
-            if len(keys) == 1:
-                shape, patterns = key_cache.get(keys[0]) or classify_key(keys[0])
-                entry = (shape, patterns, event.command, event.outcomes[0])
+            if key is not None:
+                entry = (key_cache.get(key) or classify_key(key), command, outcome)
                 same = combined.get(entry)
                 if same is None:
                     combined[entry] = [duration]
                 else:
                     same.append(duration)
-            else:
+                if ttl_input is not None and (outcome in _CHANGES_KEYS or command in _READS_THAT_CHANGE_KEYS):
+                    event = event or Event(record[0], duration, command, (key,), (outcome,), record[4])
+                    ttl_input.append((event, record))
+            elif event is not None:
                 everything.outcomes.update(event.outcomes)
                 everything.commands[event.command] += 1
-                if keys:
+                if event.keys:
                     self._add_multi_key(event, everything, groups)
                 else:
-                    everything.buckets[bucket_of(duration)] += 1
-        all_buckets = everything.buckets
-        for (shape, patterns, command, outcome), group_durations in combined.items():
-            count = len(group_durations)
-            buckets = [bucket_of(duration) for duration in group_durations]
-            all_buckets.update(buckets)
-            everything.outcomes[outcome] += count
-            everything.commands[command] += count
-            if outcome == MISS:
-                everything.miss_shapes[shape] += count
-            for group_id in ((True, shape), *((False, pattern) for pattern in patterns)):
-                group = groups.get(group_id) or groups.setdefault(group_id, _TestGroup())
-                group.outcomes[outcome] += count
-                group.commands[command] += count
-                group.add_durations(group_durations, buckets)
-                if outcome == MISS and not group_id[0]:
-                    group.miss_shapes[shape] += count
+                    everything.buckets.append(bucket_of(duration))
+                if ttl_input is not None:
+                    ttl_input.append((event, record))
+        _add_combined(combined, everything, groups)
         if durations:
             everything.max_ns = max(durations)
         self.patterns[MATCH_ALL].add_group(everything)
         for (is_shape, name), group in groups.items():
             (self._shape_summary(name) if is_shape else self.patterns[name]).add_group(group)
-        self._add_ttl(events, records)
+        if ttl_input:
+            self._add_ttl([event for event, _ in ttl_input], [record for _, record in ttl_input])
         self._add_measurements(nodeid, measurements)
         metrics = _test_metrics(everything.outcomes, durations)
-        if events or checks or measurements:
+        if durations or checks or measurements:
             self.tests.append({"nodeid": nodeid, "metrics": metrics, "checks": list(checks)})
         return metrics
 
@@ -379,7 +407,7 @@ class RunSummary:
         """MGET, DEL a b ...: each key's outcome counts; the command and its duration once per group."""
         touched: set[tuple[bool, str]] = set()
         bucket = bucket_of(event.duration_ns)
-        everything.buckets[bucket] += 1
+        everything.buckets.append(bucket)
         for key, outcome in zip(event.keys, event.outcomes):
             shape, patterns = self._classify_key(key)
             if outcome == MISS:
@@ -395,17 +423,15 @@ class RunSummary:
                     group.add_durations([event.duration_ns], [bucket])
 
     def _add_ttl(self, events: Sequence[Event], records: Sequence[RawEvent]) -> None:
-        written = {key for event in events if WRITE in event.outcomes for key in event.keys}
+        written = {key for event in events for key, outcome in zip(event.keys, event.outcomes) if outcome == WRITE}
         if not written:
             return
         without = keys_without_ttl(events, records)
         self.patterns[MATCH_ALL].add_ttl(len(written), without)
         if len(self.patterns) == 1:
             return
-        key_cache, classify_key = self._key_cache, self._classify_key
-        written_per_pattern: Counter[str] = Counter()
-        for key in written:
-            written_per_pattern.update((key_cache.get(key) or classify_key(key))[1])
+        classify_key = self._classify_key
+        written_per_pattern = Counter(pattern for key in written for pattern in classify_key(key)[1])
         for pattern, count in written_per_pattern.items():
             self.patterns[pattern].add_ttl(count, [key for key in without if pattern in classify_key(key)[1]])
 
@@ -463,6 +489,69 @@ class RunSummary:
         summary.test_count = data["test_count"]
         summary.server_version = data["server_version"]
         return summary
+
+
+# One command as ``RunSummary._fold`` takes it: (record, event, key, command, outcome). A command
+# on one key carries that key, its command and outcome, and its event only if one was built
+# anyway; any other command carries its event and no key.
+_Row = tuple[RawEvent, Event | None, str | None, str, str]
+# One test's single-key commands: ((key shape, matching target patterns), command, outcome) -> durations.
+_Combined = dict[tuple[tuple[str, tuple[str, ...]], str, str], list[int]]
+_CHANGES_KEYS = frozenset({WRITE, DELETE})
+# Reads that also change a key's expiry or existence: the TTL replay needs them.
+_READS_THAT_CHANGE_KEYS = frozenset({"GETEX", "GETDEL", "HGETEX", "HGETDEL"})
+
+
+def _add_combined(combined: _Combined, everything: _TestGroup, groups: dict[tuple[bool, str], _TestGroup]) -> None:
+    """Add one test's single-key commands, grouped by ((shape, patterns), command, outcome), to
+    the run-wide group and to their shape's and patterns' groups: once per group, not per command."""
+    all_buckets = everything.buckets
+    for ((shape, patterns), command, outcome), group_durations in combined.items():
+        count = len(group_durations)
+        buckets = [bucket_of(duration) for duration in group_durations]
+        all_buckets.extend(buckets)
+        everything.outcomes[outcome] += count
+        everything.commands[command] += count
+        if outcome == MISS:
+            everything.miss_shapes[shape] += count
+        for group_id in ((True, shape), *((False, pattern) for pattern in patterns)):
+            group = groups.get(group_id) or groups.setdefault(group_id, _TestGroup())
+            group.outcomes[outcome] += count
+            group.commands[command] += count
+            group.add_durations(group_durations, buckets)
+            if outcome == MISS and not group_id[0]:
+                group.miss_shapes[shape] += count
+
+
+def _event_row(record: RawEvent, event: Event) -> _Row:
+    if len(event.keys) == 1:
+        return record, event, event.keys[0], event.command, event.outcomes[0]
+    return record, event, None, event.command, ""
+
+
+def _record_rows(records: Iterable[RawEvent]) -> Iterator[_Row]:
+    """Rows without an event for single-key commands (``classify_single``), with one for the rest."""
+    for record in records:
+        single = classify_single(record[2], record[3])
+        if single is None:
+            start, duration, args, reply, pipeline_id = record
+            yield _event_row(record, Event(start, duration, *classify(args, reply), pipeline_id))
+        else:
+            command, key, outcome = single
+            yield record, None, key, command, outcome
+
+
+def own_metrics(records: Iterable[RawEvent]) -> dict[str, Any]:
+    """One test's own numbers without folding it into a run summary (when nothing in the run reads one)."""
+    outcomes: Counter[str] = Counter()
+    durations: list[int] = []
+    for record, event, key, _, outcome in _record_rows(records):
+        durations.append(record[1])
+        if key is not None:
+            outcomes[outcome] += 1
+        elif event is not None:
+            outcomes.update(event.outcomes)
+    return _test_metrics(outcomes, durations)
 
 
 def _test_metrics(outcomes: Counter[str], durations: list[int]) -> dict[str, Any]:
