@@ -19,19 +19,6 @@ pytestmark = pytest.mark.skipif(
     not CHROMIUM.exists(), reason="needs Debian's chromium at /usr/bin/chromium (apt-get install -y chromium)"
 )
 
-CONFTEST = """
-    import pytest
-    from pytest_cachecheck.checks.base import Measurement
-    from pytest_cachecheck.plugin import RUN_KEY
-
-    @pytest.fixture
-    def measure(request):
-        def record(metric, value, *keys, **detail):
-            context = request.config.stash[RUN_KEY].context
-            context.measurements.append(Measurement(metric, value, keys, detail))
-        return record
-"""
-
 TESTS = """
     import pytest
 
@@ -47,13 +34,25 @@ TESTS = """
             cache_redis.get(f"product:{product}")
         cache_redis.set("product:1", "x")
 
-    def test_invalidation_scaling(measure):
-        for size, ms in ((100, 0.2), (1000, 0.21), (10000, 0.25)):
-            measure("invalidation_ms", ms, "user:1", size=size)
+    def test_invalidation_scaling(cache_redis, cache_invalidation):
+        def populate(size):
+            cache_redis.mset({f"user:v1:{index}": b"x" for index in range(size)})
 
-    def test_staleness(measure):
-        measure("stale_reads", 0, "user:1")
-        measure("stale_reads", 2, "user:2")
+        cache_invalidation.scaling(populate, lambda: cache_redis.incr("user:version"), sizes=(100, 1000, 10000))
+
+    def test_staleness(cache_redis, cache_consistency):
+        def read(key):  # cache-aside that never invalidates: stale after every write
+            value = cache_redis.get(f"user:{key}")
+            if value is None:
+                value = rows[key]
+                cache_redis.set(f"user:{key}", value, ex=60)
+            return value
+
+        def write(key, value):
+            rows[key] = value
+
+        rows = {}
+        cache_consistency.run(read, write, keys=4, ops=200, amplify=False, seed=1)
 """
 
 TARGETS = """
@@ -118,7 +117,6 @@ def html_report(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """One pytester-like run of a small project, shared by the browser checks (chromium is slow to start)."""
     project = tmp_path_factory.mktemp("html_project")
     (project / "pyproject.toml").write_text(textwrap.dedent(TARGETS), encoding="utf-8")
-    (project / "conftest.py").write_text(textwrap.dedent(CONFTEST), encoding="utf-8")
     (project / "test_app.py").write_text(textwrap.dedent(TESTS), encoding="utf-8")
     result = subprocess.run(
         [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "--cache-targets", "--cache-report", "report.html"],

@@ -30,6 +30,7 @@ _EXACT_LIMIT = 1 << (SUB_BITS + 1)
 SHAPE_LIMIT = 1_000  # distinct key shapes tracked; more are folded into OTHER_SHAPES
 OTHER_SHAPES = "(other shapes)"
 POINT_LIMIT = 1_000  # measurement points kept per metric for plots
+PLOT_ONLY = frozenset({"invalidation_scaling_ms"})  # plotted, never a target (checks/invalidation.py)
 KEY_CACHE_LIMIT = 100_000
 _DIGITS_ZEROED = str.maketrans("123456789", "000000000")
 
@@ -437,6 +438,8 @@ class RunSummary:
 
     def _add_measurements(self, nodeid: str, measurements: Sequence[Any]) -> None:
         for measurement in measurements:
+            if measurement.metric in PLOT_ONLY:
+                self._add_point(measurement, nodeid)
             if measurement.metric not in AGGREGATION:
                 continue
             value = float(measurement.value)
@@ -445,13 +448,21 @@ class RunSummary:
             for pattern, summary in self.patterns.items():
                 if pattern == MATCH_ALL or pattern in matched:
                     summary.add_measurement(aggregate)
-            if sum(1 for point in self.points if point.metric == measurement.metric) < POINT_LIMIT:
-                size = measurement.detail.get("size") if isinstance(measurement.detail, dict) else None
-                self.points.append(
-                    MeasurementPoint(
-                        measurement.metric, value, nodeid, float(size) if isinstance(size, (int, float)) else None
-                    )
-                )
+            self._add_point(measurement, nodeid)
+
+    def _add_point(self, measurement: Any, nodeid: str) -> None:
+        """Kept for the report's plots, up to ``POINT_LIMIT`` per metric."""
+        if sum(1 for point in self.points if point.metric == measurement.metric) >= POINT_LIMIT:
+            return
+        size = measurement.detail.get("size") if isinstance(measurement.detail, dict) else None
+        self.points.append(
+            MeasurementPoint(
+                measurement.metric,
+                float(measurement.value),
+                nodeid,
+                float(size) if isinstance(size, (int, float)) else None,
+            )
+        )
 
     # -- merging worker summaries
     def merge(self, other: RunSummary) -> None:

@@ -120,7 +120,7 @@ def _measurement_charts(report: dict[str, Any]) -> list[str]:
     blocks = []
     invalidation = [p for p in points if p["metric"] == "invalidation_ms" and isinstance(p["value"], (int, float))]
     ceiling = _target_limit(report, "*", "invalidation_ms")
-    sized = [p for p in invalidation if p["size"]]
+    sized = [p for p in points if p["metric"] == "invalidation_scaling_ms" and p["size"]]
     if sized:
         by_test: dict[str, list[tuple[float, float]]] = {}
         for point in sized:
@@ -130,7 +130,7 @@ def _measurement_charts(report: dict[str, Any]) -> list[str]:
             series, x_label="cache size (keys, log scale)", y_label="invalidation ms", log_y=True, markers=True
         )
         blocks.append(f"<div><h2>Invalidation scaling</h2>{chart}</div>")
-    elif invalidation:
+    if invalidation:
         values = sorted(p["value"] for p in invalidation)
         chart = line_chart(
             [Series("invalidation", [(index + 1, value) for index, value in enumerate(values)])],
