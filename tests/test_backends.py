@@ -205,6 +205,13 @@ def test_url_backend_refuses_a_nonempty_database(pytester: pytest.Pytester, othe
         client.delete(seed)
 
 
+def _run_allowing_nonempty(pytester: pytest.Pytester, db: int) -> pytest.RunResult:
+    return pytester.runpytest(
+        "-p", "no:cacheprovider", "--cache-backend", "url", "--cache-url", f"{OTHERS_SERVER}/{db}",
+        "--cache-allow-nonempty",
+    )  # fmt: skip
+
+
 def test_url_backend_with_allow_nonempty_deletes_only_what_the_run_wrote(pytester: pytest.Pytester, others_db) -> None:
     client, db = others_db
     seed = f"someone-elses:{uuid.uuid4().hex}"
@@ -212,15 +219,7 @@ def test_url_backend_with_allow_nonempty_deletes_only_what_the_run_wrote(pyteste
     client.expire(seed, 3600)
     try:
         pytester.makepyfile(test_url=URL_WORKLOAD.format(seed=seed))
-        result = pytester.runpytest(
-            "-p",
-            "no:cacheprovider",
-            "--cache-backend",
-            "url",
-            "--cache-url",
-            f"{OTHERS_SERVER}/{db}",
-            "--cache-allow-nonempty",
-        )
+        result = _run_allowing_nonempty(pytester, db)
         result.assert_outcomes(passed=2)
         assert client.get(seed) == b"precious" and 0 < client.ttl(seed) <= 3600
         assert client.keys("*") == [seed.encode()]
@@ -254,15 +253,7 @@ def test_url_backend_deletes_keys_written_before_a_monitor_reset(pytester: pytes
     client.set(seed, "precious", ex=3600)
     try:
         pytester.makepyfile(test_url=RESET_WORKLOAD.format(seed=seed, foreign=foreign, run_keys=RESET_RUN_KEYS))
-        result = pytester.runpytest(
-            "-p",
-            "no:cacheprovider",
-            "--cache-backend",
-            "url",
-            "--cache-url",
-            f"{OTHERS_SERVER}/{db}",
-            "--cache-allow-nonempty",
-        )
+        result = _run_allowing_nonempty(pytester, db)
         result.assert_outcomes(passed=2)
         assert client.get(seed) == b"precious" and 0 < client.ttl(seed) <= 3600
         assert sorted(client.keys("*")) == sorted([seed.encode(), foreign.encode()])
