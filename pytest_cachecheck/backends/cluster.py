@@ -18,6 +18,7 @@ import redis
 import redis.asyncio.cluster
 import redis.cluster
 
+from ..observe.commands import sent_key_bytes
 from ..observe.instrument import unobserved
 from .base import BackendError, ServerInfo, free_port
 from .process import RedisProcess
@@ -228,7 +229,7 @@ class ClusterUrlBackend:
         admin = self._admin
         if admin is None:
             return
-        doomed = [key for key in (k.encode() for k in written_keys()) if key not in self._preexisting]
+        doomed = [key for key in map(sent_key_bytes, written_keys()) if key not in self._preexisting]
         with unobserved():
             for index in range(0, len(doomed), _BATCH):
                 pipe = admin.pipeline(transaction=False)

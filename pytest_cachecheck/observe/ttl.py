@@ -32,8 +32,13 @@ _REPLACES_VALUE = frozenset({"MSET", "MSETNX", "GETSET"})
 _NEVER_CREATES = frozenset(
     {"LPOP", "RPOP", "SPOP", "ZPOPMIN", "ZPOPMAX", "LPUSHX", "RPUSHX", "LSET", "LINSERT", "LTRIM", "XTRIM"}
 )
-_DESTINATION_FIRST = frozenset({"ZUNIONSTORE", "ZINTERSTORE", "ZDIFFSTORE", "SINTERSTORE", "SUNIONSTORE", "SDIFFSTORE"})
-_MOVES_TO_SECOND = frozenset({"SMOVE", "LMOVE", "RPOPLPUSH", "PFMERGE"})
+_DESTINATION_FIRST = frozenset(
+    {
+        "ZUNIONSTORE", "ZINTERSTORE", "ZDIFFSTORE", "SINTERSTORE", "SUNIONSTORE", "SDIFFSTORE",
+        "BITOP", "ZRANGESTORE", "GEOSEARCHSTORE", "PFMERGE",
+    }
+)  # fmt: skip
+_MOVES_TO_SECOND = frozenset({"SMOVE", "LMOVE", "BLMOVE", "RPOPLPUSH", "BRPOPLPUSH"})
 
 
 def _words(args: tuple[Any, ...], start: int) -> set[str]:
