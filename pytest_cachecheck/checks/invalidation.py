@@ -276,8 +276,9 @@ class InvalidationProbe:
                     yield Call(invalidate)
                     elapsed = perf_counter_ns() - start
                 times[size].append(elapsed / 1e6)
-                counts[size].append((len(recorder.commands), len(recorder.keys()), recorder.names()))
-                touched.setdefault(size, recorder.keys())
+                keys = recorder.keys()
+                counts[size].append((len(recorder.commands), len(keys), recorder.names()))
+                touched.setdefault(size, keys)
                 after = self._server_stats.counters() if before is not None and self._server_stats else None
                 if before is not None and after is not None:
                     server_calls[size].append(difference(before, after).total_calls)

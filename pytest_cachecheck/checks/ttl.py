@@ -24,12 +24,11 @@ from ..observe.events import Event
 from ..observe.instrument import unobserved
 from ..observe.patterns import MATCH_ALL, key_shape, matcher
 from ..observe.patterns import validate as validate_pattern
+from ..observe.ttl import GIVES_TTL
 from .base import FAILED, PASSED, Check, CheckResult, TestContext
 
 _SCRIPTS = ("EVAL", "EVALSHA", "FCALL")  # not the *_RO variants: they cannot write
-_SETS_TTL = frozenset(
-    {"SET", "SETEX", "PSETEX", "GETEX", "EXPIRE", "PEXPIRE", "EXPIREAT", "PEXPIREAT", "RESTORE", *_SCRIPTS}
-)
+_SETS_TTL = frozenset({"SET", "GETEX", "RESTORE", *GIVES_TTL, *_SCRIPTS})
 _BATCH = 1000
 _EXAMPLES = 5
 _CLOCK_SLACK_MS = 2  # the server reads its clock in whole milliseconds at the write and at PTTL

@@ -82,7 +82,7 @@ def _triples(args: tuple[Any, ...]) -> tuple[Any, ...]:
     return args[1::3]
 
 
-def _word(arg: Any) -> str:
+def word(arg: Any) -> str:
     """An option word as text, upper-cased (``b"store"`` -> ``"STORE"``)."""
     if isinstance(arg, (bytes, bytearray, memoryview)):
         return bytes(arg).decode("latin-1").upper()
@@ -97,16 +97,16 @@ def _sort_destination(args: tuple[Any, ...]) -> tuple[Any, ...]:
     """SORT key [BY p] [LIMIT o c] [GET p ...] [ASC|DESC] [ALPHA] [STORE destination]: the destination, if any."""
     index = 2
     while index < len(args):
-        word = _word(args[index])
-        if word == "STORE":
+        option = word(args[index])
+        if option == "STORE":
             return args[index + 1 : index + 2]
-        index += 1 + _SORT_OPTION_ARGUMENTS.get(word, 0)
+        index += 1 + _SORT_OPTION_ARGUMENTS.get(option, 0)
     return ()
 
 
 def _stream_if_created(args: tuple[Any, ...]) -> tuple[Any, ...]:
     """XGROUP CREATE key group id [MKSTREAM]: the stream is created (written) only with MKSTREAM."""
-    return args[1:2] if any(_word(arg) == "MKSTREAM" for arg in args[4:]) else ()
+    return args[1:2] if any(word(arg) == "MKSTREAM" for arg in args[4:]) else ()
 
 
 # Reply interpretations. Each gets (keys, args, reply) and returns one outcome per key.

@@ -31,6 +31,8 @@ from contextvars import ContextVar
 from time import perf_counter_ns
 from typing import Any
 
+from .commands import word
+
 RawEvent = tuple[int, int, tuple[Any, ...], Any, int]
 
 
@@ -127,19 +129,13 @@ _CONTAINERS = frozenset(
 )  # fmt: skip
 
 
-def _word(arg: Any) -> str:
-    if isinstance(arg, (bytes, bytearray, memoryview)):
-        return bytes(arg).decode("ascii", "replace").upper()
-    return str(arg).upper()
-
-
 def own_command_name(args: tuple[Any, ...]) -> str:
     """``("CLIENT SETINFO", ...)`` and ``("client", "setinfo", ...)`` both -> ``"CLIENT SETINFO"``."""
     if not args:
         return ""
-    name = " ".join(_word(args[0]).split())
+    name = " ".join(word(args[0]).split())
     if name in _CONTAINERS and len(args) > 1 and isinstance(args[1], (str, bytes)):
-        name = f"{name} {_word(args[1])}"
+        name = f"{name} {word(args[1])}"
     return name
 
 
@@ -157,7 +153,7 @@ def _keyspace_effect(name: str, args: tuple[Any, ...], reply: Any) -> tuple[int,
     if name == "EXISTS" and isinstance(reply, int):
         return reply, max(len(args) - 1 - reply, 0)
     if name == "TYPE":
-        return (0, 1) if _word(reply) == "NONE" else (1, 0)
+        return (0, 1) if word(reply) == "NONE" else (1, 0)
     if name == "GET":
         return (0, 1) if reply is None else (1, 0)
     return 0, 0
@@ -198,6 +194,29 @@ async def _own_command_async(original: Callable[..., Any], client: Any, args: tu
         raise
     _count_own([args], [reply])
     return reply
+
+
+def _own_pipeline(original: Callable[..., Any], pipeline: Any, args: tuple[Any, ...], options: Any) -> Any:
+    """One of the plugin's own pipelines (inside ``unobserved()``): run, then count what it sent."""
+    own, first = _own_pipeline_commands(pipeline)
+    try:
+        replies = original(pipeline, *args, **options)
+    except BaseException as exc:
+        _count_own(own, exc)
+        raise
+    _count_own_pipeline(own, first, replies)
+    return replies
+
+
+async def _own_pipeline_async(original: Callable[..., Any], pipeline: Any, args: tuple[Any, ...], options: Any) -> Any:
+    own, first = _own_pipeline_commands(pipeline)
+    try:
+        replies = await original(pipeline, *args, **options)
+    except BaseException as exc:
+        _count_own(own, exc)
+        raise
+    _count_own_pipeline(own, first, replies)
+    return replies
 
 
 def _own_pipeline_commands(pipeline: Any) -> tuple[list[tuple[Any, ...]], int]:
@@ -411,14 +430,7 @@ def _wrap_pipeline(original: Callable[..., Any]) -> Callable[..., Any]:
         inside = _inside.get()
         if inside:
             if inside == _PLUGIN:
-                own, first = _own_pipeline_commands(self)
-                try:
-                    replies = original(self, *args, **kwargs)
-                except BaseException as exc:
-                    _count_own(own, exc)
-                    raise
-                _count_own_pipeline(own, first, replies)
-                return replies
+                return _own_pipeline(original, self, args, kwargs)
             return original(self, *args, **kwargs)
         commands = _stack_args(self)
         interceptor = state.interceptor
@@ -451,14 +463,7 @@ def _wrap_async_pipeline(original: Callable[..., Any]) -> Callable[..., Any]:
         inside = _inside.get()
         if inside:
             if inside == _PLUGIN:
-                own, first = _own_pipeline_commands(self)
-                try:
-                    replies = await original(self, *args, **kwargs)
-                except BaseException as exc:
-                    _count_own(own, exc)
-                    raise
-                _count_own_pipeline(own, first, replies)
-                return replies
+                return await _own_pipeline_async(original, self, args, kwargs)
             return await original(self, *args, **kwargs)
         commands = _stack_args(self)
         interceptor = state.interceptor

@@ -27,7 +27,7 @@ from .events import Event
 from .instrument import RawEvent
 
 _EXPIRY_OPTIONS = frozenset({"EX", "PX", "EXAT", "PXAT"})
-_GIVES_TTL = frozenset({"SETEX", "PSETEX", "EXPIRE", "PEXPIRE", "EXPIREAT", "PEXPIREAT"})
+GIVES_TTL = frozenset({"SETEX", "PSETEX", "EXPIRE", "PEXPIRE", "EXPIREAT", "PEXPIREAT"})
 _REPLACES_VALUE = frozenset({"MSET", "MSETNX", "GETSET"})
 _NEVER_CREATES = frozenset(
     {"LPOP", "RPOP", "SPOP", "ZPOPMIN", "ZPOPMAX", "LPUSHX", "RPUSHX", "LSET", "LINSERT", "LTRIM", "XTRIM"}
@@ -92,7 +92,7 @@ def _set_happened(words: set[str], reply: Any) -> bool:
 
 
 def _apply_write(command: str, keys: tuple[str, ...], args: tuple[Any, ...], has_ttl: dict[str, bool]) -> None:
-    if command in _GIVES_TTL:
+    if command in GIVES_TTL:
         if keys[0] in has_ttl:
             has_ttl[keys[0]] = True
     elif command == "PERSIST":
