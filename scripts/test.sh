@@ -48,4 +48,10 @@ attempts() {
     return 1
 }
 attempts python -m pytest examples -p no:cacheprovider --cache-backend server
-attempts python -m pytest examples -p no:cacheprovider --cache-targets examples/targets.toml
+examples_with_targets() {
+    python -m pytest examples -p no:cacheprovider --cache-targets examples/targets.toml \
+        --cache-report .ci-examples.json --junitxml .ci-examples.xml
+}
+# Three misses of latency-percentile targets alone (every test passed, every other target met)
+# are a warning, not a failure: see scripts/latency_only_misses.py.
+attempts examples_with_targets || python scripts/latency_only_misses.py .ci-examples.json .ci-examples.xml
