@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import difflib
 import warnings
 from dataclasses import dataclass
@@ -11,7 +12,7 @@ import pytest
 
 from .backends import Backend, BackendError, ServerInfo, make_backend
 from .checks import CHECKS, CheckResult, TestContext
-from .checks.base import FAILED, INCONCLUSIVE
+from .checks.base import FAILED, INCONCLUSIVE, NOT_ENFORCED
 from .config import MarkerError, Settings
 from .observe.monitor import CacheMonitor
 from .observe.server_stats import ServerCounters, ServerStatsProbe, difference
@@ -20,6 +21,10 @@ from .observe.summary import RunSummary, own_metrics
 
 class InconclusiveCheckWarning(UserWarning):
     """A timing check had too little evidence to pass or fail (e.g. too few samples for a p99)."""
+
+
+class TimingNotEnforcedWarning(UserWarning):
+    """A wall-clock check failed in a run with ``--cache-timing report``: shown, not failing the test."""
 
 
 @dataclass(frozen=True)
@@ -176,11 +181,20 @@ class CachecheckRun:
         context = self.context
         if context is None:
             return []
-        results = context.results = [CHECKS[name].evaluate(context, params) for name, params in self.bound_markers]
+        results = [CHECKS[name].evaluate(context, params) for name, params in self.bound_markers]
+        if self.settings.timing == "report":
+            results = [
+                dataclasses.replace(result, status=NOT_ENFORCED) if result.failed and result.timing else result
+                for result in results
+            ]
+        context.results = results
+        line = (item.location[1] or 0) + 1
         for result in results:
             for metric, value in result.metrics.items():
                 item.user_properties.append((f"cachecheck.{result.marker}.{metric}", value))
             if result.status == INCONCLUSIVE:
-                path, line, _ = item.location
-                warnings.warn_explicit(result.message, InconclusiveCheckWarning, str(item.path), (line or 0) + 1)
+                warnings.warn_explicit(result.message, InconclusiveCheckWarning, str(item.path), line)
+            if result.status == NOT_ENFORCED:
+                message = f"{result.message} [not enforced: --cache-timing report]"
+                warnings.warn_explicit(message, TimingNotEnforcedWarning, str(item.path), line)
         return [result for result in results if result.status == FAILED]

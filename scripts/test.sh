@@ -36,22 +36,20 @@ mypy
 
 python -m pytest -n 2 "$@"
 
-# The examples check the reports' timing claims (p99 <= 5 ms, invalidation <= 10 ms ...), which
-# hold on an unloaded machine; a shared CI host has slow spells. A run that misses is repeated,
-# up to three attempts in all, with the same ceilings; three misses in a row fail CI.
-attempts() {
+# The examples check the reports' claims. Their timing claims (Redis op p99 <= 5 ms, invalidation
+# <= 10 ms, ...) hold on an unloaded machine; a shared CI host has slow spells (seen: p99 three to
+# five times the quiet figure, whatever the retries). So each examples job runs twice with timing
+# enforced; when both miss, a last run with --cache-timing report shows the timing misses as
+# warnings while everything counted (hit rates, stale reads, TTLs, forbidden commands, O(1)
+# command counts, no-data targets) must still hold, or CI fails.
+examples() {
     local attempt
-    for attempt in 1 2 3; do
-        "$@" && return 0
-        echo "examples run $attempt of 3 missed (timing claims need an unloaded machine); $([ "$attempt" -lt 3 ] && echo repeating || echo giving up)"
+    for attempt in 1 2; do
+        python -m pytest examples -p no:cacheprovider "$@" && return 0
+        echo "examples run $attempt of 2 failed with timing claims enforced"
     done
-    return 1
+    echo "examples: checking every claim but the timing ones (--cache-timing report), which this host missed"
+    python -m pytest examples -p no:cacheprovider --cache-timing report "$@"
 }
-attempts python -m pytest examples -p no:cacheprovider --cache-backend server
-examples_with_targets() {
-    python -m pytest examples -p no:cacheprovider --cache-targets examples/targets.toml \
-        --cache-report .ci-examples.json --junitxml .ci-examples.xml
-}
-# Three misses of latency-percentile targets alone (every test passed, every other target met)
-# are a warning, not a failure: see scripts/latency_only_misses.py.
-attempts examples_with_targets || python scripts/latency_only_misses.py .ci-examples.json .ci-examples.xml
+examples --cache-backend server
+examples --cache-targets examples/targets.toml --cache-report .ci-examples.json

@@ -202,6 +202,11 @@ def test_visibility_latency_ceiling(project: pytest.Pytester) -> None:
             "*cache_invalidation: o1=True needs cache_invalidation.scaling(populate, invalidate, sizes) in the test",
         ]
     )
+    reported = run(project, "--cache-timing", "report")  # a late write is a warning; never visible still fails
+    reported.assert_outcomes(passed=2, failed=3)
+    reported.stdout.fnmatch_lines(
+        ["*TimingNotEnforcedWarning: cache_invalidation: visibility latency * ms is above max_ms=10 (1 of 1*"]
+    )
 
 
 def test_async_callables(project: pytest.Pytester) -> None:

@@ -311,3 +311,66 @@ def test_bench_argument_errors(pytester: pytest.Pytester) -> None:
     result = pytester.runpytest("-p", "no:cacheprovider")
     result.assert_outcomes(passed=1, errors=1)
     result.stdout.fnmatch_lines(["*@pytest.mark.cache_speedup: argument 'min' must be a number > 0, got 0"])
+
+
+def test_timing_report_mode_warns_on_clock_checks_and_still_fails_counts(project: pytest.Pytester) -> None:
+    """``--cache-timing report``: latency and speedup misses (marker and target) become warnings; a hit-rate
+    miss, a count, still fails the test and the run."""
+    project.makefile(
+        ".toml",
+        targets="""
+        [[tool.cachecheck.target]]
+        name = "products"
+        pattern = "product:*"
+        p99_ms = 5
+        hit_rate = 0.99
+        """,
+    )
+    project.makepyfile(
+        test_report_mode="""
+        import pytest
+        from layers import ProductPage, client
+
+        @pytest.mark.cache_latency(p95_ms=5)
+        def test_slow_hits(cache_url):
+            page = ProductPage(client(cache_url, slow_hits=True))
+            for request in range(120):
+                page.get(request % 10)
+
+        @pytest.mark.cache_speedup(2)
+        def test_no_op_cache(cache_url, cache_bench):
+            page = ProductPage(client(cache_url), store=False)
+            cache_bench.speedup(lambda: page.get(1), cold=lambda: page.clear(1))
+
+        @pytest.mark.cache_hit_rate(0.99, pattern="product:*")
+        def test_hit_rate(cache_redis):
+            page = ProductPage(cache_redis)
+            for request in range(20):
+                page.get(request % 10)
+        """
+    )
+    args = ("-p", "no:cacheprovider", "-v", "--cache-targets", "targets.toml")
+    result = project.runpytest(*args, "--cache-timing", "report")
+    result.assert_outcomes(passed=2, failed=1)
+    assert result.ret == pytest.ExitCode.TESTS_FAILED
+    result.stdout.fnmatch_lines(
+        [
+            "*test_slow_hits PASSED*",
+            "*test_no_op_cache PASSED*",
+            "*test_hit_rate FAILED*",
+            "*TimingNotEnforcedWarning: cache_latency: p95 * ms is above the ceiling 5 ms*"
+            "[[]not enforced: --cache-timing report[]]",
+            "*TimingNotEnforcedWarning: cache_speedup: speedup *x * is below the minimum 2x*",
+            "products: p99_ms * ms  <= 5.000 ms  not enforced",
+            "cachecheck: 1 of 2 targets missed:",
+            "cachecheck: 1 of 2 timing targets missed, not enforced (--cache-timing report):",
+            "  products p99_ms * ms (target <= 5.000 ms): not enforced",
+            "  products hit_rate *% (target >= 99.0%): missed",
+        ]
+    )
+    enforced = project.runpytest(*args, "-k", "slow_hits")
+    enforced.assert_outcomes(failed=1)
+    enforced.stdout.fnmatch_lines(["cachecheck: 2 of 2 targets missed:"])
+    bad = project.runpytest("-p", "no:cacheprovider", "--cache-timing", "lax")
+    assert bad.ret == pytest.ExitCode.USAGE_ERROR
+    bad.stderr.fnmatch_lines(["*--cache-timing: expected one of enforce, report, got 'lax'"])

@@ -13,6 +13,7 @@ from ..observe.monitor import CacheMonitor
 PASSED = "passed"
 FAILED = "failed"
 INCONCLUSIVE = "inconclusive"
+NOT_ENFORCED = "not enforced"
 
 
 @dataclass(frozen=True)
@@ -46,10 +47,17 @@ class TestContext:
 
 @dataclass(frozen=True)
 class CheckResult:
+    """A marker's verdict on one test.
+
+    ``timing`` marks a failure that rests on wall-clock measurements alone (latency, speedup,
+    invalidation time): ``--cache-timing report`` turns those into ``not enforced`` warnings.
+    """
+
     marker: str
     status: str
     message: str
     metrics: dict[str, Any] = field(default_factory=dict)
+    timing: bool = False
 
     @property
     def failed(self) -> bool:

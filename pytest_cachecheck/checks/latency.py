@@ -137,7 +137,7 @@ def evaluate(context: TestContext, params: dict[str, Any]) -> CheckResult:
             passes.append(f"max {worst:.3f} ms <= {ceiling:g} ms")
     summary = f"over {len(durations)} {where}{_server_note(context, events)}"
     if failures:
-        return CheckResult(SPEC.name, FAILED, f"cache_latency: {'; '.join(failures)}; {summary}", metrics)
+        return CheckResult(SPEC.name, FAILED, f"cache_latency: {'; '.join(failures)}; {summary}", metrics, timing=True)
     if unsure:
         return CheckResult(SPEC.name, INCONCLUSIVE, f"cache_latency inconclusive: {'; '.join(unsure)}", metrics)
     return CheckResult(SPEC.name, PASSED, f"cache_latency: {', '.join(passes)} {summary}", metrics)

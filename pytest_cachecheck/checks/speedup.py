@@ -311,6 +311,7 @@ def evaluate(context: TestContext, params: dict[str, Any]) -> CheckResult:
             FAILED,
             f"cache_speedup: {result.describe()} is below the minimum {minimum:g}x{hint}",
             metrics,
+            timing=True,
         )
     unsure = [result for result in results if result.low is None or result.low < minimum]
     if unsure:

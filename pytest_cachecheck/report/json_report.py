@@ -99,7 +99,7 @@ SCHEMA: dict[str, Any] = {
                     "value": _NUMBER_OR_NULL,
                     "limit": {"type": "number"},
                     "op": {"enum": [">=", "<="]},
-                    "status": {"enum": ["met", "missed", "no data", "inconclusive"]},
+                    "status": {"enum": ["met", "missed", "no data", "inconclusive", "not enforced"]},
                     "value_text": {"type": "string"},
                     "limit_text": {"type": "string"},
                     "detail": {"type": "string"},
@@ -127,7 +127,7 @@ SCHEMA: dict[str, Any] = {
                             "required": ["marker", "status", "message", "metrics"],
                             "properties": {
                                 "marker": {"type": "string"},
-                                "status": {"enum": ["passed", "failed", "inconclusive"]},
+                                "status": {"enum": ["passed", "failed", "inconclusive", "not enforced"]},
                                 "message": {"type": "string"},
                                 "metrics": {"type": "object"},
                             },

@@ -10,7 +10,7 @@ import textwrap
 from collections.abc import Sequence
 from typing import Any, Protocol
 
-from ..checks.targets import INCONCLUSIVE, MET, MISSED, NO_DATA
+from ..checks.targets import INCONCLUSIVE, MET, MISSED, NO_DATA, NOT_ENFORCED
 
 WIDTH = 80
 _STATUS_MARKUP = {MET: {"green": True}, MISSED: {"red": True, "bold": True}}
@@ -150,15 +150,23 @@ def write_verdict(tr: TerminalWriter, targets: Sequence[dict[str, Any]], problem
         return
     missed = [row for row in targets if row["status"] in (MISSED, NO_DATA)]
     unclear = [row for row in targets if row["status"] == INCONCLUSIVE]
-    if not missed and not unclear:
+    unenforced = [row for row in targets if row["status"] == NOT_ENFORCED]
+    if not missed and not unclear and not unenforced:
         tr.write_line(f"cachecheck: all {len(targets)} targets met", green=True)
         return
     if missed:
         tr.write_line(f"cachecheck: {len(missed)} of {len(targets)} targets missed:", red=True, bold=True)
     if unclear:
         tr.write_line(f"cachecheck: {len(unclear)} of {len(targets)} targets inconclusive (not failing):", yellow=True)
-    for row in unclear + missed:
+    if unenforced:
+        tr.write_line(
+            f"cachecheck: {len(unenforced)} of {len(targets)} timing targets missed, not enforced "
+            "(--cache-timing report):",
+            yellow=True,
+        )
+    for row in unclear + unenforced + missed:
+        warning = row["status"] in (INCONCLUSIVE, NOT_ENFORCED)
         line = f"  {row['name']} {row['metric']} {row['value_text']} (target {row['limit_text']}): {row['status']}"
-        tr.write_line(line, red=row["status"] != INCONCLUSIVE, yellow=row["status"] == INCONCLUSIVE)
+        tr.write_line(line, red=not warning, yellow=warning)
         for detail_line in textwrap.wrap(row["detail"], WIDTH, initial_indent="    ", subsequent_indent="    "):
             tr.write_line(detail_line)
