@@ -335,6 +335,15 @@ def test_plain_set_and_persist_remove_a_ttl_and_delete_forgets_the_key() -> None
     ) == ["a", "b"]
 
 
+def test_getdel_of_an_existing_key_forgets_it() -> None:
+    assert _ttl_of(
+        (("SET", "taken", "1"), True),
+        (("GETDEL", "taken"), b"1"),
+        (("SET", "kept", "1"), True),
+        (("GETDEL", "never-written"), None),
+    ) == ["kept"]
+
+
 def test_rename_carries_the_state_and_failed_commands_do_not_count() -> None:
     assert _ttl_of(
         (("SET", "a", "1", "EX", 5), True),

@@ -10,7 +10,7 @@ observed commands in order and tracks, per key, whether it currently has a TTL:
   ``RESTORE`` with a TTL give it one;
 * any other write that creates a key (``HSET``, ``SADD``, ``RPUSH``, ``INCR`` ...)
   leaves a new key without TTL and an existing key as it was;
-* ``DEL``/``UNLINK`` forget the key.
+* ``DEL``/``UNLINK`` and a ``GETDEL`` that found the key forget it.
 
 Deterministic and without a server round trip: every test starts on an empty
 database, so the replay knows every key's state. Commands inside Lua scripts are
@@ -64,7 +64,7 @@ def keys_without_ttl(events: Sequence[Event], records: Sequence[RawEvent]) -> li
         command = event.command
         if not event.keys or ERROR in event.outcomes:
             continue
-        if command in ("DEL", "UNLINK"):
+        if command in ("DEL", "UNLINK") or (command == "GETDEL" and event.outcomes[0] == HIT):
             for key in event.keys:
                 has_ttl.pop(key, None)
         elif command == "SET":
