@@ -361,7 +361,7 @@ def evaluate(context: TestContext, params: dict[str, Any]) -> CheckResult:
         problem = _check_latency(results, max_ms)
         if problem:
             problems.append(problem)
-            timing_only = timing_only and all(result.visible for result in results) and bool(results)
+            timing_only = bool(results) and all(result.visible for result in results)
     if o1:
         if not scalings:
             problems.append("o1=True needs cache_invalidation.scaling(populate, invalidate, sizes) in the test")
