@@ -45,19 +45,16 @@ def paired(plain: Callable[[str], Any], observed: Callable[[str], Any], pairs: i
     plain_ns, observed_ns = [0] * pairs, [0] * pairs
     for index in range(pairs):
         key = KEYS[(index >> 1) & 1]
-        if index & 1:
-            start = perf_counter_ns()
-            plain(key)
-            middle = perf_counter_ns()
-            observed(key)
-            end = perf_counter_ns()
+        plain_first = index & 1
+        first, second = (plain, observed) if plain_first else (observed, plain)
+        start = perf_counter_ns()
+        first(key)
+        middle = perf_counter_ns()
+        second(key)
+        end = perf_counter_ns()
+        if plain_first:
             plain_ns[index], observed_ns[index] = middle - start, end - middle
         else:
-            start = perf_counter_ns()
-            observed(key)
-            middle = perf_counter_ns()
-            plain(key)
-            end = perf_counter_ns()
             observed_ns[index], plain_ns[index] = middle - start, end - middle
     return plain_ns, observed_ns
 
