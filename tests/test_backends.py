@@ -118,6 +118,24 @@ def test_server_that_fails_to_start_shows_its_log(pytester: pytest.Pytester) -> 
     assert "Traceback" not in result.stdout.str()
 
 
+def test_server_binary_that_cannot_run_is_one_line_and_leaves_no_directory(
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    not_a_program = pytester.path / "garbage-redis-server"
+    not_a_program.write_bytes(b"\x00\x01 not an executable format")
+    not_a_program.chmod(0o755)
+    temp = pytester.mkdir("temp")
+    monkeypatch.setenv("TMPDIR", str(temp))
+    pytester.makepyfile(test_x="def test_x(cache_redis): pass")
+    result = pytester.runpytest_subprocess(
+        "-p", "no:cacheprovider", "--cache-backend", "server", "--cache-server-bin", str(not_a_program)
+    )
+    result.assert_outcomes(errors=1)
+    result.stdout.fnmatch_lines(["*--cache-server-bin: cannot run '*garbage-redis-server' (Exec format error)*"])
+    assert "Traceback" not in result.stdout.str()
+    assert [path.name for path in temp.iterdir() if path.name.startswith("cachecheck-redis-")] == []
+
+
 @pytest.mark.parametrize(
     ("args", "message"),
     [

@@ -107,7 +107,11 @@ class RedisProcess:
         self.process: subprocess.Popen[bytes] | None = None
         self._port_given = port is not None
         self.port = port or free_port(host)
-        self._spawn()
+        try:
+            self._spawn()
+        except BackendError:
+            shutil.rmtree(self.directory, ignore_errors=True)  # nothing ran: nothing of ours to keep
+            raise
         if wait:
             self.await_ready()
 
