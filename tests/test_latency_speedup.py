@@ -350,8 +350,10 @@ def test_timing_report_mode_warns_on_clock_checks_and_still_fails_counts(project
         """
     )
     args = ("-p", "no:cacheprovider", "-v", "--cache-targets", "targets.toml")
-    result = project.runpytest(*args, "--cache-timing", "report")
+    result = project.runpytest(*args, "--cache-timing", "report", "--cache-report", "report.md")
     result.assert_outcomes(passed=2, failed=1)
+    markdown = (project.path / "report.md").read_text()
+    assert "0 of 2 targets met." in markdown and "| ⚠️ not enforced |" in markdown
     assert result.ret == pytest.ExitCode.TESTS_FAILED
     result.stdout.fnmatch_lines(
         [

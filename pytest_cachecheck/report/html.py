@@ -173,7 +173,7 @@ def _failed_checks(report: dict[str, Any]) -> str:
 
 def _cards(report: dict[str, Any]) -> str:
     run, everything = report["run"], report["patterns"]["*"]
-    met = run["targets"] - run["targets_missed"]
+    met = sum(row["status"] == MET for row in report["targets"])  # inconclusive / not enforced are not "met"
     cards = []
     if run["targets"]:
         quality = "good" if not run["targets_missed"] else "bad"

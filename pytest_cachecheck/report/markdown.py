@@ -44,7 +44,7 @@ def render(report: dict[str, Any]) -> str:
         "## cachecheck report",
         "",
         f"Backend `{report['backend']}`{server}; {run['tests']} tests observed; "
-        f"{run['targets'] - run['targets_missed']} of {run['targets']} targets met.",
+        f"{sum(row['status'] == MET for row in report['targets'])} of {run['targets']} targets met.",
     ]
     if report["targets"]:
         rows = [
