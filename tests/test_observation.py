@@ -265,3 +265,46 @@ def test_harness_pauses_are_not_command_latency_but_injected_delays_are(cache_re
     durations = [event.duration_ns / 1e6 for event in cache_monitor.events]
     assert len(durations) == 2
     assert all((duration >= 30) == counted for duration in durations), durations
+
+
+class _Forwarding:
+    def execute_command(self, *args, **options):  # type: ignore[no-untyped-def]
+        return self._execute_command(*args, **options)
+
+    def _execute_command(self, *args, **options):  # type: ignore[no-untyped-def]
+        return ("base", args, options)
+
+
+class _ForwardingChild(_Forwarding):
+    def _execute_command(self, *args, **options):  # type: ignore[no-untyped-def]
+        return ("child", args, options)
+
+
+class _Busy(_Forwarding):
+    def execute_command(self, *args, **options):  # type: ignore[no-untyped-def]
+        return self._execute_command(*args[:1], **options)
+
+
+class _Defaulted(_Forwarding):
+    def execute_command(self, *args, extra=1, **options):  # type: ignore[no-untyped-def]
+        return self._execute_command(*args, **options)
+
+
+def test_a_method_that_only_forwards_is_replaced_not_wrapped() -> None:
+    """The wrapper calls the forwarded-to method itself (one frame less per command), with the
+    same result, subclass overrides included; anything that does more keeps the generic path."""
+    from pytest_cachecheck.observe.instrument import forwarded_name
+    from pytest_cachecheck.observe.monitor import CacheMonitor
+
+    assert forwarded_name(_Forwarding.execute_command) == "_execute_command"
+    assert forwarded_name(_Busy.execute_command) is None
+    assert forwarded_name(_Defaulted.execute_command) is None
+    wrapped = instrument._wrap_command(_Forwarding.execute_command)
+    monitor = CacheMonitor()
+    monitor.activate()
+    try:
+        reply = wrapped(_ForwardingChild(), "GET", "k", keys=["k"])
+    finally:
+        monitor.deactivate()
+    assert reply == ("child", ("GET", "k"), {"keys": ["k"]})
+    assert [(record[2], record[3]) for record in monitor.records] == [(("GET", "k"), reply)]

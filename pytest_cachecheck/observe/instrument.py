@@ -303,13 +303,42 @@ def unobserved() -> Iterator[None]:
         _inside.reset(token)
 
 
+def _forwarder(self: Any, *args: Any, **options: Any) -> Any:
+    """The shape of a method that only forwards: ``return self.<name>(*args, **options)``."""
+    return self.forwarded(*args, **options)
+
+
+def forwarded_name(original: Callable[..., Any]) -> str | None:
+    """The method ``original`` only forwards to (redis-py 5.1+: ``Redis.execute_command`` ->
+    ``_execute_command``), or None when it does anything else.
+
+    Judged on the compiled code, not on names: same bytecode as ``_forwarder``, one name, no
+    defaults or closure, so calling ``getattr(self, name)(*args, **options)`` instead is the same call.
+    """
+    code = getattr(original, "__code__", None)
+    reference = _forwarder.__code__
+    if code is None or getattr(original, "__closure__", None) or getattr(original, "__defaults__", None):
+        return None
+    kind = 0xFFFF  # varargs, generator, coroutine... (``from __future__`` flags sit above)
+    same = (code.co_code, code.co_flags & kind, code.co_argcount) == (
+        reference.co_code,
+        reference.co_flags & kind,
+        reference.co_argcount,
+    )
+    return code.co_names[0] if same and len(code.co_names) == 1 and not original.__kwdefaults__ else None
+
+
 def _wrap_command(original: Callable[..., Any], guard: bool = False) -> Callable[..., Any]:
     """Record one command.
 
     Plain clients set no re-entry guard (that costs ~0.3 us a call): their single
     command never re-enters another client method. Cluster clients do (``guard``):
     they may refresh the slot map through node clients while executing.
+    When ``original`` only forwards to another method, the observed path calls that
+    method itself: the wrapper takes the place of redis-py's frame instead of adding
+    one (a Python frame with ``*args, **options`` costs ~0.3 us, ~0.75 us on a round trip).
     """
+    delegate = forwarded_name(original)
 
     @functools.wraps(original)
     def execute_command(self: Any, *args: Any, **options: Any) -> Any:
@@ -329,7 +358,10 @@ def _wrap_command(original: Callable[..., Any], guard: bool = False) -> Callable
         try:
             if interceptor is not None:
                 interceptor.before([args])
-            reply = original(self, *args, **options)
+            if delegate is None:
+                reply = original(self, *args, **options)
+            else:
+                reply = getattr(self, delegate)(*args, **options)
         except BaseException as exc:
             log.append((start, perf_counter_ns() - start, args, exc, 0))
             if interceptor is not None:
