@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from typing import Any
 
 import pytest
 import redis
@@ -290,6 +291,20 @@ class _Defaulted(_Forwarding):
         return self._execute_command(*args, **options)
 
 
+class _Proxy:
+    """Like wrapt's FunctionWrapper (OpenTelemetry, ddtrace): attributes, ``__code__`` included, come
+    from the wrapped function, but calling it runs the tracer's code first."""
+
+    def __init__(self, wrapped: Any) -> None:
+        self.__wrapped__ = wrapped
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.__wrapped__, name)
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        return self.__wrapped__(*args, **kwargs)
+
+
 def test_a_method_that_only_forwards_is_replaced_not_wrapped() -> None:
     """The wrapper calls the forwarded-to method itself (one frame less per command), with the
     same result, subclass overrides included; anything that does more keeps the generic path."""
@@ -299,6 +314,7 @@ def test_a_method_that_only_forwards_is_replaced_not_wrapped() -> None:
     assert forwarded_name(_Forwarding.execute_command) == "_execute_command"
     assert forwarded_name(_Busy.execute_command) is None
     assert forwarded_name(_Defaulted.execute_command) is None
+    assert forwarded_name(_Proxy(_Forwarding.execute_command)) is None  # a tracer's wrapper keeps running
     wrapped = instrument._wrap_command(_Forwarding.execute_command)
     monitor = CacheMonitor()
     monitor.activate()

@@ -25,6 +25,7 @@ import functools
 import importlib
 import itertools
 import threading
+import types
 from collections import Counter
 from collections.abc import Callable, Iterator
 from contextvars import ContextVar
@@ -315,9 +316,11 @@ def forwarded_name(original: Callable[..., Any]) -> str | None:
     Judged on the compiled code, not on names: same bytecode as ``_forwarder``, one name, no
     defaults or closure, so calling ``getattr(self, name)(*args, **options)`` instead is the same call.
     """
-    code = getattr(original, "__code__", None)
+    if type(original) is not types.FunctionType:  # e.g. a tracer's proxy (wrapt) that must still run
+        return None
+    code = original.__code__
     reference = _forwarder.__code__
-    if code is None or getattr(original, "__closure__", None) or getattr(original, "__defaults__", None):
+    if original.__closure__ or original.__defaults__:
         return None
     kind = 0xFFFF  # varargs, generator, coroutine... (``from __future__`` flags sit above)
     same = (code.co_code, code.co_flags & kind, code.co_argcount) == (
