@@ -59,23 +59,37 @@ def paired(plain: Callable[[str], Any], observed: Callable[[str], Any], pairs: i
     return plain_ns, observed_ns
 
 
-def measure_client(client: Any, pairs: int) -> tuple[list[int], list[int]]:
-    """The class's original and wrapped ``execute_command`` on one client, paired, recording into a monitor."""
-    client.set(KEYS[0], "value")
-    instrument.install()
-    wrapped = type(client).execute_command
-    original = wrapped.__cachecheck_original__
+def recorded_pairs(client: Any, original: Any, wrapped: Any, pairs: int) -> tuple[list[int], list[int]]:
+    """``original`` and ``wrapped`` commands on one client, paired, the wrapped one recording into a
+    monitor; a short warm-up first (connection, interpreter caches)."""
+
+    def plain(key: str) -> Any:
+        return original(client, "GET", key)
+
+    def observed(key: str) -> Any:
+        return wrapped(client, "GET", key)
+
     monitor = CacheMonitor()
     monitor.activate()
     try:
-        paired(lambda key: original(client, "GET", key), lambda key: wrapped(client, "GET", key), 2_000)  # warm up
+        paired(plain, observed, 2_000)
         monitor.reset()
-        result = paired(lambda key: original(client, "GET", key), lambda key: wrapped(client, "GET", key), pairs)
+        result = paired(plain, observed, pairs)
     finally:
         monitor.deactivate()
-        instrument.uninstall()
     assert monitor.raw_count == pairs, "every observed GET must be recorded once"
     return result
+
+
+def measure_client(client: Any, pairs: int) -> tuple[list[int], list[int]]:
+    """The class's original and installed ``execute_command`` on one client."""
+    client.set(KEYS[0], "value")
+    instrument.install()
+    try:
+        wrapped = type(client).execute_command
+        return recorded_pairs(client, wrapped.__cachecheck_original__, wrapped, pairs)
+    finally:
+        instrument.uninstall()
 
 
 class NoOpClient:
@@ -86,15 +100,8 @@ class NoOpClient:
 
 
 def measure_wrapper_alone(pairs: int) -> tuple[list[int], list[int]]:
-    client = NoOpClient()
     original = NoOpClient.execute_command
-    wrapped = instrument._wrap_command(original)
-    monitor = CacheMonitor()
-    monitor.activate()
-    try:
-        return paired(lambda key: original(client, "GET", key), lambda key: wrapped(client, "GET", key), pairs)
-    finally:
-        monitor.deactivate()
+    return recorded_pairs(NoOpClient(), original, instrument._wrap_command(original), pairs)
 
 
 def classify_cost_us(client: redis.Redis, count: int) -> float:
@@ -145,10 +152,10 @@ def main() -> int:
     rows.append(("redis-server, one CPU", True))
     for name, goal in rows:
         server = RedisProcess(options.server_bin)
-        if goal and cpus:  # this thread and the server (forked from another thread: pinned by its pid)
-            os.sched_setaffinity(0, {min(cpus)})
-            os.sched_setaffinity(server.pid, {min(cpus)})
         try:
+            if goal and cpus and server.pid is not None:  # this thread and the server, forked from another
+                os.sched_setaffinity(0, {min(cpus)})  # thread: pinned by its pid
+                os.sched_setaffinity(server.pid, {min(cpus)})
             client = redis.Redis(host=server.host, port=server.port)
             plain, observed = measure_client(client, pairs)
             ok &= row(name, plain, observed, goal)
