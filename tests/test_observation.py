@@ -291,6 +291,11 @@ class _Defaulted(_Forwarding):
         return self._execute_command(*args, **options)
 
 
+class _KeywordOnly(_Forwarding):
+    def execute_command(self, *args, extra, **options):  # type: ignore[no-untyped-def]
+        return self._execute_command(*args, **options)
+
+
 class _Proxy:
     """Like wrapt's FunctionWrapper (OpenTelemetry, ddtrace): attributes, ``__code__`` included, come
     from the wrapped function, but calling it runs the tracer's code first."""
@@ -314,6 +319,7 @@ def test_a_method_that_only_forwards_is_replaced_not_wrapped() -> None:
     assert forwarded_name(_Forwarding.execute_command) == "_execute_command"
     assert forwarded_name(_Busy.execute_command) is None
     assert forwarded_name(_Defaulted.execute_command) is None
+    assert forwarded_name(_KeywordOnly.execute_command) is None  # forwarding would drop 'extra'
     assert forwarded_name(_Proxy(_Forwarding.execute_command)) is None  # a tracer's wrapper keeps running
     wrapped = instrument._wrap_command(_Forwarding.execute_command)
     monitor = CacheMonitor()

@@ -318,17 +318,17 @@ def forwarded_name(original: Callable[..., Any]) -> str | None:
     """
     if type(original) is not types.FunctionType:  # e.g. a tracer's proxy (wrapt) that must still run
         return None
-    code = original.__code__
-    reference = _forwarder.__code__
-    if original.__closure__ or original.__defaults__:
+    if original.__closure__ or original.__defaults__ or original.__kwdefaults__:
         return None
+    code, reference = original.__code__, _forwarder.__code__
     kind = 0xFFFF  # varargs, generator, coroutine... (``from __future__`` flags sit above)
-    same = (code.co_code, code.co_flags & kind, code.co_argcount) == (
+    same = (code.co_code, code.co_flags & kind, code.co_argcount, len(code.co_names)) == (
         reference.co_code,
         reference.co_flags & kind,
         reference.co_argcount,
+        1,
     )
-    return code.co_names[0] if same and len(code.co_names) == 1 and not original.__kwdefaults__ else None
+    return code.co_names[0] if same else None
 
 
 def _wrap_command(original: Callable[..., Any], guard: bool = False) -> Callable[..., Any]:
