@@ -224,15 +224,17 @@ def measure_all(client: Any, runs: int) -> dict[str, Row]:
         true = percentile_of(durations_ms(contexts), PERCENTILES[name])
         label = f"cache_latency({name}_ms)" + (f", {commands} GETs" if commands != COMMANDS_PER_RUN else "")
         rows[name] = Row(label, f"{true:.3f} ms", f"{2 * true:.3f} ms", "")
-        latency_checks.append((name, {f"{name}_ms": 2 * true}))
-        tally(contexts, [(rows[name], latency.CHECK, {f"{name}_ms": 2 * true})], healthy=True)
+        params = {f"{name}_ms": 2 * true}
+        latency_checks.append((name, params))
+        tally(contexts, [(rows[name], latency.CHECK, params)], healthy=True)
     true = max(durations_ms(max_baseline))
     rows["max"] = Row("cache_latency(max_ms)", f"{true:.3f} ms", f"{2 * true:.3f} ms", "")
     latency_checks.append(("max", {"max_ms": 2 * true}))
     tally(max_judged, [(rows["max"], latency.CHECK, {"max_ms": 2 * true})], healthy=True)
+    # information: one scheduler hiccup sets a run's maximum
     typical = statistics.median(max(durations_ms([context])) for context in max_baseline)
-    strict = Row("  max_ms at 2x a run's typical max", f"{typical:.3f} ms", f"{2 * typical:.3f} ms", "")
-    tally(max_judged, [(strict, latency.CHECK, {"max_ms": 2 * typical})], healthy=True)
+    rows["max typical"] = Row("  max_ms at 2x a run's typical max", f"{typical:.3f} ms", f"{2 * typical:.3f} ms", "")
+    tally(max_judged, [(rows["max typical"], latency.CHECK, {"max_ms": 2 * typical})], healthy=True)
     for name, params in latency_checks:
         slow_delay = 3 * next(iter(params.values())) / 1000  # every command 3x its ceiling
         # a maximum needs one slow command to fail; two per run keep the slow max runs short
@@ -244,7 +246,6 @@ def measure_all(client: Any, runs: int) -> dict[str, Row]:
         tally(contexts, [(rows[name], latency.CHECK, params)], healthy=False)
         progress(f"{rows[name].check}, slow layer done")
 
-    rows["max typical"] = strict  # information: one scheduler hiccup sets a run's maximum
     serial = iter(range(2 * runs))
     invalidation_cost = 0.001
     contexts = collect(runs, lambda: invalidation_workload(client, invalidation_cost, next(serial)))
