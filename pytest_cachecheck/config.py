@@ -45,6 +45,11 @@ class Settings:
     worker: int = 0
     target_list: tuple[Target, ...] = ()
 
+    @property
+    def enforce_timing(self) -> bool:
+        """``--cache-timing enforce``: clock-measured checks and targets fail when missed."""
+        return self.timing == "enforce"
+
 
 def add_options(parser: pytest.Parser) -> None:
     group = parser.getgroup("cachecheck", "pytest-cachecheck: test your Redis caching layer")

@@ -182,7 +182,7 @@ class CachecheckRun:
         if context is None:
             return []
         results = [CHECKS[name].evaluate(context, params) for name, params in self.bound_markers]
-        if self.settings.timing == "report":
+        if not self.settings.enforce_timing:
             results = [
                 dataclasses.replace(result, status=NOT_ENFORCED) if result.failed and result.timing else result
                 for result in results

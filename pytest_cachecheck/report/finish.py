@@ -37,7 +37,7 @@ class RunReport:
 
 def finish_run(summary: RunSummary, settings: Settings, base: Path) -> RunReport:
     """Targets against the merged summary; the report files; whether the terminal section is due."""
-    results = evaluate_targets(settings.target_list, summary, enforce_timing=settings.timing == "enforce")
+    results = evaluate_targets(settings.target_list, summary, enforce_timing=settings.enforce_timing)
     report = build_report(summary, results, settings.backend)
     started = time.perf_counter()
     written, problems = write_reports(report, settings.reports, base)
