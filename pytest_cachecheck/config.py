@@ -43,6 +43,7 @@ class Settings:
     timing: str = "enforce"
     rootdir: str = "."
     worker: int = 0
+    workers: int = 1  # xdist workers in the run (1 without xdist)
     target_list: tuple[Target, ...] = ()
 
     @property
@@ -149,10 +150,10 @@ def settings_from_config(config: pytest.Config) -> Settings:
         )
     allow_nonempty = bool(_pick(config, "cache_allow_nonempty", "cachecheck_allow_nonempty"))
     monitor = not config.getoption("cache_no_monitor")
-    if backend == "url" and allow_nonempty and not monitor:
+    if backend == "url" and not monitor:
         raise pytest.UsageError(
-            "--cache-no-monitor cannot be combined with --cache-allow-nonempty on the url backend: "
-            "without observation the plugin cannot know which keys the run wrote and must delete"
+            "--cache-no-monitor cannot be used with --cache-backend url: on a shared server the plugin "
+            "deletes only the keys it saw the run write, and without observation it sees none"
         )
     reports = config.getoption("cache_report") or config.getini("cachecheck_report") or []
     if isinstance(reports, str):
@@ -177,6 +178,7 @@ def settings_from_config(config: pytest.Config) -> Settings:
         timing=timing,
         rootdir=str(config.rootpath),
         worker=worker_index(getattr(config, "workerinput", {}).get("workerid", "")),
+        workers=int(getattr(config, "workerinput", {}).get("workercount", 1) or 1),
     )
 
 

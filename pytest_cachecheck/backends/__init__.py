@@ -28,7 +28,7 @@ def make_backend(settings: Settings) -> Backend:
         if settings.url.startswith("redis+cluster://"):
             from .cluster import ClusterUrlBackend
 
-            return ClusterUrlBackend(settings.url, settings.allow_nonempty)
+            return ClusterUrlBackend(settings.url, settings.allow_nonempty, settings.workers)
         from .url import UrlBackend
 
         return UrlBackend(settings.url, settings.allow_nonempty, settings.worker)

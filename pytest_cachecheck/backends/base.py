@@ -13,6 +13,18 @@ class BackendError(Exception):
     """A backend could not give the test an isolated Redis; the message is one line for the user."""
 
 
+# redis-py's asyncio pool refuses a connection past its size (MaxConnectionsError; 100 by default
+# in redis-py 8) where the sync pool has no practical limit: a test's 200 concurrent tasks on
+# ``cache_redis_async`` must not fail for a limit the application did not set.
+ASYNC_POOL_SIZE = 2**31 - 1
+
+
+def one_line(text: str, limit: int = 600) -> str:
+    """A server's or library's message as one line of at most ``limit`` characters."""
+    flat = " ".join(text.split())
+    return flat if len(flat) <= limit else flat[: limit - 1] + "…"
+
+
 @dataclass(frozen=True)
 class ServerInfo:
     """Where the isolated Redis is. ``port`` is 0 for unix-socket servers."""

@@ -9,6 +9,7 @@ ready when every node reports ``cluster_state:ok``.
 
 from __future__ import annotations
 
+import contextlib
 import time
 from collections.abc import Callable
 from typing import Any
@@ -18,11 +19,11 @@ import redis
 import redis.asyncio.cluster
 import redis.cluster
 
-from ..observe.commands import sent_key_bytes
-from ..observe.instrument import unobserved
-from .base import BackendError, ServerInfo, free_port
+from ..observe.instrument import intercepting, unobserved
+from .base import BackendError, ServerInfo, free_port, one_line
+from .journal import WriteJournal, dead_journals, journaled_keys
 from .process import RedisProcess
-from .url import refusal
+from .url import CONNECT_ERRORS, delete_keys, refusal
 
 CLUSTER_SCHEME = "redis+cluster"
 SLOTS = 16384
@@ -181,39 +182,56 @@ class ClusterBackend:
 class ClusterUrlBackend:
     """``url`` backend on an existing cluster (``redis+cluster://``): never flushes, deletes only its keys.
 
-    A cluster has only database 0, so xdist workers share its keyspace: each test's
-    clean-up deletes exactly the keys it wrote (seen by the observer). A cluster holding
-    keys at start is refused unless ``--cache-allow-nonempty``; those keys are never deleted.
+    A cluster has only database 0: xdist workers would share its keyspace, so a run with more
+    than one worker is refused. Clean-up deletes exactly the keys the run wrote (its
+    ``WriteJournal``, as on a single server). A cluster holding keys at start is refused unless
+    ``--cache-allow-nonempty``; those keys are never deleted.
     """
 
     name = "url"
 
-    def __init__(self, url: str, allow_nonempty: bool) -> None:
+    def __init__(self, url: str, allow_nonempty: bool, workers: int = 1) -> None:
         self.url = url
         self.allow_nonempty = allow_nonempty
+        self.workers = workers
         self._admin: redis.cluster.RedisCluster | None = None
-        self._preexisting: frozenset[bytes] = frozenset()
+        self._journal: WriteJournal | None = None
+        self._intercepting = contextlib.ExitStack()
         self._info: ServerInfo | None = None
 
     def start(self) -> ServerInfo:
         if self._info is not None:
             return self._info
-        try:
-            admin = cluster_client(self.url)
-        except (redis.RedisError, ValueError) as exc:
-            raise BackendError(f"--cache-url {self.url}: cannot use that cluster ({exc})") from None
+        if self.workers > 1:
+            raise BackendError(
+                f"--cache-url {self.url}: a cluster has one keyspace, so the {self.workers} xdist workers "
+                "would share it; run without -n, or use --cache-backend cluster (a cluster per worker)"
+            )
+        admin: redis.cluster.RedisCluster | None = None
         try:
             with unobserved():
+                admin = cluster_client(self.url)
                 version = str(admin.info("server", target_nodes=admin.get_default_node()).get("redis_version", "?"))
+                journal = WriteJournal(self.url, 0)
+                for path in dead_journals(journal, None):  # a killed run's keys: it cannot come back for them
+                    delete_keys(admin, journaled_keys(path))
+                    path.unlink(missing_ok=True)
                 size = int(admin.dbsize(target_nodes=redis.cluster.RedisCluster.PRIMARIES))
                 existing = frozenset(admin.scan_iter(count=1000)) if size and self.allow_nonempty else frozenset()
-        except redis.RedisError as exc:
-            admin.close()
-            raise BackendError(f"--cache-url {self.url}: cannot use that cluster ({exc})") from None
+        except CONNECT_ERRORS as exc:
+            if admin is not None:
+                admin.close()
+            raise BackendError(
+                f"--cache-url {self.url}: cannot use that cluster ({type(exc).__name__}: {one_line(str(exc))})"
+            ) from None
         if size and not self.allow_nonempty:
             admin.close()
+            journal.close()
             raise refusal(self.url, "the cluster", size, "an empty cluster")
-        self._admin, self._preexisting = admin, existing
+        self._admin = admin
+        journal.preexisting = existing
+        self._journal = journal
+        self._intercepting.enter_context(intercepting(self._journal))
         parts = urlsplit(self.url)
         self._info = ServerInfo(self.name, self.url, parts.hostname or "", parts.port or 6379, version)
         return self._info
@@ -226,19 +244,19 @@ class ClusterUrlBackend:
         return cluster_client(self.url, asyncio=asyncio)
 
     def reset(self, written_keys: Callable[[], set[str]]) -> None:
-        admin = self._admin
-        if admin is None:
-            return
-        doomed = [key for key in map(sent_key_bytes, written_keys()) if key not in self._preexisting]
-        with unobserved():
-            for index in range(0, len(doomed), _BATCH):
-                pipe = admin.pipeline(transaction=False)
-                for key in doomed[index : index + _BATCH]:
-                    pipe.unlink(key)
-                pipe.execute()
+        """Delete the keys the run wrote since the last clean-up (the journal's; see ``UrlBackend.reset``)."""
+        if self._admin is not None and self._journal is not None:
+            delete_keys(self._admin, self._journal.take())
+            self._journal.cleaned()
 
     def stop(self) -> None:
+        self._intercepting.close()
         if self._admin is not None:
+            if self._journal is not None:
+                with contextlib.suppress(*CONNECT_ERRORS):
+                    self.reset(set)
+                    self._journal.close()
             self._admin.close()
             self._admin = None
+        self._journal = None
         self._info = None

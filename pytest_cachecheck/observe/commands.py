@@ -109,6 +109,16 @@ def _stream_if_created(args: tuple[Any, ...]) -> tuple[Any, ...]:
     return args[1:2] if any(word(arg) == "MKSTREAM" for arg in args[4:]) else ()
 
 
+def _geo_destination(args: tuple[Any, ...]) -> tuple[Any, ...]:
+    """GEORADIUS key lon lat radius unit [...] [STORE k | STOREDIST k] (GEORADIUSBYMEMBER: key member
+    radius unit): the destination key written, if any; the options start after the unit."""
+    first = 6 if command_name(args) == "GEORADIUS" else 5
+    for index in range(first, len(args) - 1):
+        if word(args[index]) in ("STORE", "STOREDIST"):
+            return args[index + 1 : index + 2]
+    return ()
+
+
 # Reply interpretations. Each gets (keys, args, reply) and returns one outcome per key.
 NIL = "nil"  # None reply = miss (GET, HGET, ZSCORE ...)
 NIL_EACH = "nil_each"  # list reply, one element per key, None = miss (MGET)
@@ -232,6 +242,7 @@ _define(WRITES, _second, "BITOP")
 _define(WRITES, _first, "ZRANGESTORE", "GEOSEARCHSTORE")
 _define(WRITES, _sort_destination, "SORT")
 _define(WRITES, _stream_if_created, "XGROUP CREATE")
+_define(WRITES, _geo_destination, "GEORADIUS", "GEORADIUSBYMEMBER")
 _define(DEST_WRITE, _dest_numkeys, "ZUNIONSTORE", "ZINTERSTORE", "ZDIFFSTORE")
 _define(DEST_WRITE, _all, "SINTERSTORE", "SUNIONSTORE", "SDIFFSTORE", "PFMERGE")
 _define(DELETES, _all, "DEL", "UNLINK")
@@ -367,6 +378,18 @@ def _spec(raw_name: Any) -> tuple[str, KeyExtractor, str]:
     return spec
 
 
+# Commands redis-py may send as two words (``execute_command("XGROUP", "CREATE", ...)``) that the
+# table knows as one (``"XGROUP CREATE"``, as redis-py's own methods send it).
+_TWO_WORD = frozenset({"XGROUP"})
+
+
+def joined(args: tuple[Any, ...]) -> tuple[Any, ...]:
+    """``("XGROUP", "CREATE", k, ...)`` -> ``("XGROUP CREATE", k, ...)``; anything else as it is."""
+    if len(args) > 1 and command_name(args) in _TWO_WORD and isinstance(args[1], (str, bytes)):
+        return (f"{command_name(args)} {word(args[1])}", *args[2:])
+    return args
+
+
 def _spec_of(args: tuple[Any, ...]) -> tuple[str, KeyExtractor, str]:
     try:
         return _spec(args[0]) if args else _UNKNOWN_SPEC
@@ -407,6 +430,7 @@ def classify(args: tuple[Any, ...], reply: Any) -> tuple[str, tuple[str, ...], t
     if single is not None:
         name, key, outcome = single
         return name, (key,), (outcome,)
+    args = joined(args)
     name, extractor, kind = _spec_of(args)
     keys = tuple(key if type(key) is str else key_text(key) for key in extractor(args))
     if isinstance(reply, BaseException):
@@ -437,6 +461,7 @@ def written_key_texts(args: tuple[Any, ...]) -> list[str]:
     Whatever the reply: a command that failed (a timeout) may still have run on the server.
     Scripts count the keys they declare; a ``*STORE`` command only its destination.
     """
+    args = joined(args)
     name, extractor, kind = _spec_of(args)
     if kind == WRITES or name in WRITING_SCRIPTS:
         keys = extractor(args)

@@ -29,7 +29,7 @@ class CacheMonitor:
         self._warmup_depth = 0
         self._warmup_start = 0
         self._previous: list[RawEvent] | None = None
-        self._written_before_reset: set[str] = set()
+        self._before_reset: list[list[RawEvent]] = []
         self.active = False
 
     def activate(self) -> None:
@@ -45,14 +45,18 @@ class CacheMonitor:
         self.active = False
 
     def reset(self) -> None:
-        """Forget everything recorded so far in this test; what it wrote is still cleaned up after it."""
-        self._written_before_reset |= _written_in(self._raw)
-        self._raw = []
+        """Forget everything recorded so far in this test; what it wrote is still cleaned up after it.
+
+        The old log is kept, not read now: a writer thread that fetched it just before the swap
+        may still append to it, and its write must stay known (``written_keys``).
+        """
+        old, self._raw = self._raw, []
+        if self.active:
+            state.log = self._raw
+        self._before_reset.append(old)
         self._warmup_ranges = []
         self._classified = []
         self._warmup_start = 0
-        if self.active:
-            state.log = self._raw
 
     @contextlib.contextmanager
     def warmup(self) -> Iterator[None]:
@@ -114,7 +118,7 @@ class CacheMonitor:
     def written_keys(self) -> set[str]:
         """Keys this test may have written or named in scripts, warm-up and commands before ``reset()``
         included, for clean-up; exact as sent (``commands.sent_key_bytes`` gives the bytes)."""
-        return self._written_before_reset | _written_in(self._raw)
+        return {key for records in (*self._before_reset, self._raw) for key in _written_in(records)}
 
 
 def _written_in(records: Iterable[RawEvent]) -> set[str]:
