@@ -157,6 +157,13 @@ def test_url_backend_on_an_existing_cluster(pytester: pytest.Pytester) -> None:
         )
         allowed.assert_outcomes(passed=2)
         assert list(client.scan_iter()) == [b"theirs"]
+        shared = pytester.runpytest_subprocess(
+            "-p", "no:cacheprovider", "--cache-backend", "url", "--cache-url", info.url, "--cache-allow-nonempty",
+            "-n", "2",
+        )  # fmt: skip
+        shared.assert_outcomes(errors=2)
+        shared.stdout.fnmatch_lines(["*a cluster has one keyspace, so the 2 xdist workers would share it; run without -n*"])
+        assert list(client.scan_iter()) == [b"theirs"]
         client.close()
     finally:
         cluster.stop()
