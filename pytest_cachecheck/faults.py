@@ -47,15 +47,18 @@ class _Interceptor(Interceptor):
         self.act = act
 
     def _decide(self) -> float | None:
+        __tracebackhide__ = True
         self.stats.commands += 1
         return self.act()
 
     def before(self, commands: list[tuple[Any, ...]]) -> None:
+        __tracebackhide__ = True  # an injected outage reads test -> redis-py -> ConnectionError
         delay = self._decide()
         if delay:
             time.sleep(delay)
 
     async def before_async(self, commands: list[tuple[Any, ...]]) -> None:
+        __tracebackhide__ = True
         delay = self._decide()
         if delay:
             await asyncio.sleep(delay)
@@ -115,6 +118,7 @@ class CacheFaults:
         stats = FaultStats("outage")
 
         def refuse() -> None:
+            __tracebackhide__ = True
             stats.injected += 1
             raise redis.ConnectionError("cachecheck: injected outage (cache_faults.outage), Redis is down")
 
@@ -148,6 +152,7 @@ class CacheFaults:
         chance = random.Random(seed).random
 
         def maybe_fail() -> None:
+            __tracebackhide__ = True
             if chance() < fraction:
                 stats.injected += 1
                 raise redis.ConnectionError("cachecheck: injected error (cache_faults.errors)")

@@ -269,3 +269,24 @@ def test_real_outage_on_docker_backend(pytester: pytest.Pytester) -> None:
     pytester.makepyfile(test_real=REAL_OUTAGE_TESTS)
     result = pytester.runpytest("-p", "no:cacheprovider", "--cache-backend", "docker", "--cache-image", image)
     result.assert_outcomes(passed=3)
+
+
+def test_plugin_frames_are_hidden_from_the_users_traceback(pytester: pytest.Pytester) -> None:
+    """An injected outage reads test -> redis-py -> ConnectionError: no observer or fault frame between."""
+    pytester.makepyfile(
+        test_it="""
+        def test_down(cache_redis, cache_faults):
+            with cache_faults.outage():
+                cache_redis.get("k")
+
+        def test_pipeline_down(cache_redis, cache_faults):
+            with cache_faults.errors(1.0):
+                cache_redis.pipeline().get("k").execute()
+        """
+    )
+    result = pytester.runpytest("-p", "no:cacheprovider", "--tb=long")
+    result.assert_outcomes(failed=2)
+    output = result.stdout.str()
+    assert "injected outage" in output and "injected error" in output
+    for frame in ("instrument.py:", "faults.py:", "pytest_cachecheck/"):  # a frame's "file:line" or path
+        assert frame not in output, frame

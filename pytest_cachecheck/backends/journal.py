@@ -82,6 +82,7 @@ class WriteJournal(Interceptor):
 
     # -- the observation path
     def before(self, commands: list[tuple[Any, ...]]) -> None:
+        __tracebackhide__ = True
         for args in commands:
             reason = self._refusal(args)
             if reason is not None:

@@ -178,6 +178,7 @@ def _count_own(commands: list[tuple[Any, ...]], replies: Any) -> None:
 
 def _own_command(original: Callable[..., Any], client: Any, args: tuple[Any, ...], options: Any) -> Any:
     """One of the plugin's own commands (inside ``unobserved()``): run, then count it."""
+    __tracebackhide__ = True
     try:
         reply = original(client, *args, **options)
     except BaseException as exc:
@@ -188,6 +189,7 @@ def _own_command(original: Callable[..., Any], client: Any, args: tuple[Any, ...
 
 
 async def _own_command_async(original: Callable[..., Any], client: Any, args: tuple[Any, ...], options: Any) -> Any:
+    __tracebackhide__ = True
     try:
         reply = await original(client, *args, **options)
     except BaseException as exc:
@@ -199,6 +201,7 @@ async def _own_command_async(original: Callable[..., Any], client: Any, args: tu
 
 def _own_pipeline(original: Callable[..., Any], pipeline: Any, args: tuple[Any, ...], options: Any) -> Any:
     """One of the plugin's own pipelines (inside ``unobserved()``): run, then count what it sent."""
+    __tracebackhide__ = True
     own, first = _own_pipeline_commands(pipeline)
     try:
         replies = original(pipeline, *args, **options)
@@ -210,6 +213,7 @@ def _own_pipeline(original: Callable[..., Any], pipeline: Any, args: tuple[Any, 
 
 
 async def _own_pipeline_async(original: Callable[..., Any], pipeline: Any, args: tuple[Any, ...], options: Any) -> Any:
+    __tracebackhide__ = True
     own, first = _own_pipeline_commands(pipeline)
     try:
         replies = await original(pipeline, *args, **options)
@@ -251,22 +255,27 @@ class _Chain(Interceptor):
         self.members = members
 
     def pause(self, commands: list[tuple[Any, ...]]) -> None:
+        __tracebackhide__ = True
         for member in self.members:
             member.pause(commands)
 
     async def pause_async(self, commands: list[tuple[Any, ...]]) -> None:
+        __tracebackhide__ = True
         for member in self.members:
             await member.pause_async(commands)
 
     def before(self, commands: list[tuple[Any, ...]]) -> None:
+        __tracebackhide__ = True
         for member in self.members:
             member.before(commands)
 
     async def before_async(self, commands: list[tuple[Any, ...]]) -> None:
+        __tracebackhide__ = True
         for member in self.members:
             await member.before_async(commands)
 
     def after(self, args: tuple[Any, ...], reply: Any) -> None:
+        __tracebackhide__ = True
         for member in self.members:
             member.after(args, reply)
 
@@ -345,6 +354,7 @@ def _wrap_command(original: Callable[..., Any], guard: bool = False) -> Callable
 
     @functools.wraps(original)
     def execute_command(self: Any, *args: Any, **options: Any) -> Any:
+        __tracebackhide__ = True  # user tracebacks read test -> redis-py, not the observer
         log = state.log
         if log is None:
             return original(self, *args, **options)
@@ -387,6 +397,7 @@ def _wrap_async_command(original: Callable[..., Any], guard: bool = False) -> Ca
 
     @functools.wraps(original)
     async def execute_command(self: Any, *args: Any, **options: Any) -> Any:
+        __tracebackhide__ = True  # user tracebacks read test -> redis-py, not the observer
         log = state.log
         if log is None:
             return await original(self, *args, **options)
@@ -459,6 +470,7 @@ def _record_pipeline(log: list[RawEvent], start: int, commands: list[tuple[Any, 
 def _wrap_pipeline(original: Callable[..., Any]) -> Callable[..., Any]:
     @functools.wraps(original)
     def execute(self: Any, *args: Any, **kwargs: Any) -> Any:
+        __tracebackhide__ = True  # user tracebacks read test -> redis-py, not the observer
         log = state.log
         if log is None:
             return original(self, *args, **kwargs)
@@ -492,6 +504,7 @@ def _wrap_pipeline(original: Callable[..., Any]) -> Callable[..., Any]:
 def _wrap_async_pipeline(original: Callable[..., Any]) -> Callable[..., Any]:
     @functools.wraps(original)
     async def execute(self: Any, *args: Any, **kwargs: Any) -> Any:
+        __tracebackhide__ = True  # user tracebacks read test -> redis-py, not the observer
         log = state.log
         if log is None:
             return await original(self, *args, **kwargs)
