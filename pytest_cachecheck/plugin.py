@@ -43,6 +43,17 @@ def pytest_configure(config: pytest.Config) -> None:
     _stop_servers_on_sigterm(run)
 
 
+def pytest_report_header(config: pytest.Config) -> str | None:
+    """One header line: the backend in use (its server starts lazily, so no version yet)."""
+    run = config.stash.get(RUN_KEY, None)
+    if run is None:
+        return None
+    settings = run.settings
+    where = f" {settings.url}" if settings.backend == "url" else ""
+    monitor = "" if settings.monitor else ", not observing (--cache-no-monitor)"
+    return f"cachecheck: backend {settings.backend}{where}, timing {settings.timing}{monitor}"
+
+
 def pytest_unconfigure(config: pytest.Config) -> None:
     run = config.stash.get(RUN_KEY, None)
     if run is not None:

@@ -45,6 +45,12 @@ class CacheServer:
         return self._backend.client(asyncio=asyncio)
 
 
+def _registered_markers(config: pytest.Config) -> set[str]:
+    """Marker names registered in ini files or by ``config.addinivalue_line("markers", ...)``, as pytest's
+    ``--strict-markers`` reads them."""
+    return {line.split(":", 1)[0].split("(", 1)[0].strip() for line in config.getini("markers")}
+
+
 class CachecheckRun:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
@@ -161,6 +167,8 @@ class CachecheckRun:
             if not mark.name.startswith("cache_"):
                 continue
             check = CHECKS.get(mark.name)
+            if check is None and mark.name in _registered_markers(item.config):
+                continue  # the user's own marker that happens to start with cache_
             if check is None:
                 close = difflib.get_close_matches(mark.name, CHECKS, n=1)
                 hint = f"did you mean @pytest.mark.{close[0]}?" if close else f"known: {', '.join(sorted(CHECKS))}"

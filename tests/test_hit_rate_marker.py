@@ -191,3 +191,25 @@ def test_no_monitor_makes_data_markers_error(project: pytest.Pytester, cache_red
     cache_monitor.reset()
     cache_redis.get("still-observed")
     assert [event.keys for event in cache_monitor.events] == [("still-observed",)]
+
+
+def test_a_users_own_registered_cache_marker_is_left_alone(pytester: pytest.Pytester) -> None:
+    """pytest's own rule: a registered marker is the user's; only unregistered cache_* names are ours to judge."""
+    pytester.makeini("[pytest]\nmarkers =\n    cache_warm: tests that need a warm cache (the user's own)\n")
+    pytester.makepyfile(
+        """
+        import pytest
+
+        @pytest.mark.cache_warm
+        def test_mine():
+            pass
+
+        @pytest.mark.cache_wram
+        def test_typo():
+            pass
+        """
+    )
+    result = pytester.runpytest("-p", "no:cacheprovider")
+    result.assert_outcomes(passed=1, errors=1)
+    result.stdout.fnmatch_lines(["*@pytest.mark.cache_wram is not a cachecheck marker; did you mean*"])
+    result.stdout.fnmatch_lines(["cachecheck: backend fake, timing enforce"])
