@@ -34,13 +34,14 @@ from typing import Any
 
 import redis
 
-from ..observe.commands import command_name, sent_key_bytes, word, written_key_texts
+from ..observe.commands import may_write, sent_key_bytes, spec_name, word, written_key_texts
 from ..observe.instrument import Interceptor, unobserved
 
 LEASE_PREFIX = "cachecheck-"
 # Replies that mean a conditional write did not happen (SET NX -> nil, SETNX/HSETNX/MSETNX/RENAMENX -> 0).
 _CONDITIONAL = frozenset({"SET", "SETNX", "HSETNX", "MSETNX", "RENAMENX"})
 _FLUSHES = frozenset({"FLUSHALL", "FLUSHDB", "SWAPDB"})
+_GUARDED = _FLUSHES | {"SELECT", "MOVE", "COPY"}
 _CLEANED = b"-\n"  # journal line: every key above was deleted by the run itself
 
 
@@ -89,7 +90,9 @@ class WriteJournal(Interceptor):
                 raise RefusedCommand(f"pytest-cachecheck (url backend): {reason}")
 
     def _refusal(self, args: tuple[Any, ...]) -> str | None:
-        name = command_name(args)
+        name = spec_name(args)
+        if name not in _GUARDED:
+            return None
         if name in _FLUSHES:
             return (
                 f"{name} refused: this database is shared, and the run may delete only keys it wrote; "
@@ -102,9 +105,9 @@ class WriteJournal(Interceptor):
         return None
 
     def after(self, args: tuple[Any, ...], reply: Any) -> None:
-        keys = written_key_texts(args)
-        if not keys or (reply in (None, 0) and command_name(args) in _CONDITIONAL):
+        if not may_write(args) or (reply in (None, 0) and spec_name(args) in _CONDITIONAL):
             return
+        keys = written_key_texts(args)
         fresh = [key for key in map(sent_key_bytes, keys) if key not in self._written and key not in self.preexisting]
         if fresh:
             with self._lock:

@@ -455,6 +455,18 @@ def _counted(reply: Any, count: int) -> tuple[str, ...]:
     return tuple(HIT if index < present else MISS for index in range(count))
 
 
+def spec_name(args: tuple[Any, ...]) -> str:
+    """The command's upper-case name, memoised by its raw form (cheaper than ``command_name`` per call)."""
+    return _spec_of(args)[0]
+
+
+def may_write(args: tuple[Any, ...]) -> bool:
+    """False for a command that never writes a key (GET, TTL...): one memoised look-up, so a caller
+    on the observation path can skip ``written_key_texts`` for most commands."""
+    name, _, kind = _spec_of(args)
+    return kind in (WRITES, DEST_WRITE) or name in WRITING_SCRIPTS or name in _TWO_WORD
+
+
 def written_key_texts(args: tuple[Any, ...]) -> list[str]:
     """Keys a command may have created or changed, as ``sent_key_text``: what clean-up deletes.
 
