@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import re
+import shutil
 import uuid
 
 import pytest
@@ -288,3 +289,21 @@ def test_url_backend_on_an_empty_database_leaves_it_empty(pytester: pytest.Pytes
     )
     result.assert_outcomes(passed=2)
     assert client.dbsize() == 0
+
+
+@pytest.mark.skipif(shutil.which("redis-server") is None, reason="redis-server is not installed")
+@pytest.mark.parametrize("backend", ["fake", "server"])
+def test_async_client_takes_200_concurrent_tasks(pytester: pytest.Pytester, backend: str) -> None:
+    """redis-py 8's asyncio pool stops at 100 connections by default (MaxConnectionsError); ours does not."""
+    pytester.makepyfile(
+        test_it="""
+        import asyncio
+
+        def test_many(cache_redis_async):
+            async def main():
+                await asyncio.gather(*(cache_redis_async.set(f"k:{n}", n) for n in range(200)))
+                return await cache_redis_async.dbsize()
+            assert asyncio.run(main()) == 200
+        """
+    )
+    pytester.runpytest("-p", "no:cacheprovider", "--cache-backend", backend).assert_outcomes(passed=1)

@@ -9,7 +9,7 @@ from typing import Any
 import fakeredis
 
 from ..observe.instrument import unobserved
-from .base import ServerInfo
+from .base import ASYNC_POOL_SIZE, ServerInfo
 
 
 class FakeBackend:
@@ -60,7 +60,7 @@ class FakeBackend:
     def client(self, *, asyncio: bool = False) -> Any:
         """Sync clients share one pool (a new pool per client costs ~0.3 ms a test)."""
         if asyncio:
-            return fakeredis.FakeAsyncRedis(server=self._server())
+            return fakeredis.FakeAsyncRedis(server=self._server(), max_connections=ASYNC_POOL_SIZE)
         self._server()
         assert self._admin is not None
         return fakeredis.FakeRedis(connection_pool=self._admin.connection_pool)

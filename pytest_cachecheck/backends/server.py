@@ -9,7 +9,7 @@ import redis
 import redis.asyncio
 
 from ..observe.instrument import unobserved
-from .base import ServerInfo
+from .base import ASYNC_POOL_SIZE, ServerInfo
 from .process import RedisProcess
 
 
@@ -43,7 +43,8 @@ class ServerBackend:
         """Sync clients share one pool: redis-py's ``Redis()`` without a pool costs ~2.5 ms."""
         info = self.start()
         if asyncio:
-            return redis.asyncio.Redis.from_pool(redis.asyncio.ConnectionPool(host=info.host, port=info.port))
+            pool = redis.asyncio.ConnectionPool(host=info.host, port=info.port, max_connections=ASYNC_POOL_SIZE)
+            return redis.asyncio.Redis.from_pool(pool)
         return redis.Redis(connection_pool=self._pool)
 
     def reset(self, written_keys: Callable[[], set[str]]) -> None:
