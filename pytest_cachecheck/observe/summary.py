@@ -117,12 +117,12 @@ class LatencyHistogram:
         return cdf
 
     def to_data(self) -> dict[str, Any]:
-        return {"buckets": [[bucket, count] for bucket, count in self.buckets.items()], "max_ns": self.max_ns}
+        return {"buckets": list(self.buckets.items()), "max_ns": self.max_ns}
 
     @classmethod
     def from_data(cls, data: dict[str, Any]) -> LatencyHistogram:
         histogram = cls()
-        histogram.buckets = Counter({int(bucket): int(count) for bucket, count in data["buckets"]})
+        histogram.buckets = Counter(dict(data["buckets"]))
         histogram.count = sum(histogram.buckets.values())
         histogram.max_ns = int(data["max_ns"])
         return histogram
