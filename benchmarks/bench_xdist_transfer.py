@@ -90,7 +90,8 @@ def main() -> None:
     assert controller.patterns["*"].command_count == args.tests * args.commands
 
     def us(values: list[float]) -> str:
-        return f"median {statistics.median(values) * 1e6:7.1f} us, p95 {sorted(values)[int(0.95 * len(values))] * 1e6:7.1f} us"
+        p95 = sorted(values)[int(0.95 * len(values))]
+        return f"median {statistics.median(values) * 1e6:7.1f} us, p95 {p95 * 1e6:7.1f} us"
 
     print(f"{args.tests} tests x {args.commands} commands, targets user:* and *")
     print(f"share size        median {statistics.median(sizes):7.0f} B, max {max(sizes)} B")
