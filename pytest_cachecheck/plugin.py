@@ -20,13 +20,14 @@ from .checks.speedup import CacheBench
 from .faults import CacheFaults
 from .observe import instrument
 from .observe.monitor import CacheMonitor
-from .observe.summary import RunSummary
 from .report import terminal
 from .report.finish import RunReport, finish_run
 from .runtime import CachecheckRun, CacheServer
+from .workers import ControllerSide, WorkerSide, is_worker
 
 RUN_KEY = pytest.StashKey[CachecheckRun]()
 REPORT_KEY = pytest.StashKey[RunReport]()
+WORKER_KEY = pytest.StashKey[WorkerSide]()
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -38,6 +39,11 @@ def pytest_configure(config: pytest.Config) -> None:
         config.addinivalue_line("markers", f"{check.spec.signature()}: {check.spec.help}")
     run = CachecheckRun(config_module.settings_from_config(config))
     config.stash[RUN_KEY] = run
+    if is_worker(config):
+        config.stash[WORKER_KEY] = WorkerSide(run.summary)
+        config.pluginmanager.register(config.stash[WORKER_KEY], "cachecheck-worker")
+    else:
+        config.pluginmanager.register(ControllerSide(run.summary), "cachecheck-controller")
     if run.settings.monitor:
         instrument.install()
     _stop_servers_on_sigterm(run)
@@ -115,22 +121,14 @@ def pytest_runtest_teardown(item: pytest.Item, nextitem: pytest.Item | None) -> 
 # ---------------------------------------------------------------- run-wide targets and reports
 
 
-@pytest.hookimpl(optionalhook=True)
-def pytest_testnodedown(node: Any, error: Any) -> None:
-    """pytest-xdist controller: merge a finished worker's summary (sent as JSON, not raw events)."""
-    data = getattr(node, "workeroutput", {}).get("cachecheck")
-    if data is not None:
-        _run(node.config).summary.merge(RunSummary.from_json(data))
-
-
 @pytest.hookimpl(wrapper=True, tryfirst=True)
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> Iterator[None]:
     """Before pytest's summary: targets and report files; after it: the verdict as the last lines."""
     config = session.config
     run = config.stash.get(RUN_KEY, None)
-    workeroutput = getattr(config, "workeroutput", None)
-    if run is not None and workeroutput is not None:
-        workeroutput["cachecheck"] = run.summary.to_json()
+    worker = config.stash.get(WORKER_KEY, None)
+    if worker is not None:
+        worker.finish(config)
     elif run is not None:
         report = finish_run(run.summary, run.settings, config.invocation_params.dir)
         config.stash[REPORT_KEY] = report
@@ -140,7 +138,8 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> Iterator[N
     finished = config.stash.get(REPORT_KEY, None)
     reporter = config.pluginmanager.get_plugin("terminalreporter")
     if finished is not None and reporter is not None:
-        terminal.write_verdict(reporter, finished.report["targets"], finished.problems)
+        crashes = finished.report["run"]["crashed_workers"] if finished.show else []
+        terminal.write_verdict(reporter, finished.report["targets"], finished.problems, crashes)
     return result
 
 

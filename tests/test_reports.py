@@ -91,7 +91,7 @@ def test_json_report_follows_the_documented_schema(project: pytest.Pytester) -> 
     assert (carts["reads"], carts["hits"], carts["misses"], carts["writes"]) == (12, 4, 8, 4)
     assert carts["command_counts"] == {"HGETALL": 4, "HSET": 4, "MGET": 4}
     assert report["patterns"]["*"]["keys_without_ttl"] == 4  # the carts' hashes
-    assert report["run"] == {"tests": 12, "workers": 0, "targets": 4, "targets_missed": 1}
+    assert report["run"] == {"tests": 12, "workers": 0, "targets": 4, "targets_missed": 1, "crashed_workers": []}
     nodeids = [test["nodeid"] for test in report["tests"]]
     assert "test_app.py::test_no_redis" not in nodeids and len(nodeids) == 11
     marked = next(test for test in report["tests"] if test["nodeid"] == "test_app.py::test_marked")

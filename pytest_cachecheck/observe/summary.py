@@ -2,9 +2,9 @@
 
 Each finished test is folded into a ``RunSummary`` once (its events are dropped
 afterwards), so memory stays flat over thousands of tests. Everything here is
-mergeable by addition: pytest-xdist workers send their summary (a JSON string) to
-the controller, which merges them before targets are evaluated; counts and hit
-rates of ``-n 2`` equal those of ``-n 0``.
+mergeable by addition: a pytest-xdist worker sends each test's share (``take_json``,
+a JSON string) to the controller, which merges it before targets are evaluated;
+counts and hit rates of ``-n 2`` equal those of ``-n 0``.
 """
 
 from __future__ import annotations
@@ -117,12 +117,12 @@ class LatencyHistogram:
         return cdf
 
     def to_data(self) -> dict[str, Any]:
-        return {"buckets": [[bucket, count] for bucket, count in self.buckets.items()], "max_ns": self.max_ns}
+        return {"buckets": list(self.buckets.items()), "max_ns": self.max_ns}
 
     @classmethod
     def from_data(cls, data: dict[str, Any]) -> LatencyHistogram:
         histogram = cls()
-        histogram.buckets = Counter({int(bucket): int(count) for bucket, count in data["buckets"]})
+        histogram.buckets = Counter(dict(data["buckets"]))
         histogram.count = sum(histogram.buckets.values())
         histogram.max_ns = int(data["max_ns"])
         return histogram
@@ -295,7 +295,8 @@ class RunSummary:
         self.tests: list[dict[str, Any]] = []
         self.points: list[MeasurementPoint] = []
         self.test_count = 0
-        self.workers = 0  # pytest-xdist workers merged in; 0 for a single-process run
+        self.worker_ids: set[str] = set()  # pytest-xdist workers whose tests were merged in
+        self.crashes: dict[str, str | None] = {}  # crashed worker -> the test it was running (None: between tests)
         self.server_version: str | None = None
         self._key_cache: dict[str, tuple[str, tuple[str, ...]]] = {}
         self._shape_cache: dict[str, str] = {}
@@ -464,17 +465,45 @@ class RunSummary:
             )
         )
 
+    @property
+    def workers(self) -> int:
+        """pytest-xdist workers that observed tests; 0 for a single-process run."""
+        return len(self.worker_ids)
+
     # -- merging worker summaries
-    def merge(self, other: RunSummary) -> None:
+    def merge(self, other: RunSummary, worker: str | None = None) -> None:
+        """Add ``other`` (a worker's share), counting ``worker`` when it brings tests."""
         for pattern, summary in other.patterns.items():
             self.patterns.setdefault(pattern, PatternSummary()).merge(summary)
         for shape, summary in other.shapes.items():
             self._shape_summary(shape).merge(summary)
         self.tests.extend(other.tests)
-        self.points.extend(other.points)
+        if other.points:
+            kept = Counter(point.metric for point in self.points)
+            for point in other.points:
+                if kept[point.metric] < POINT_LIMIT:
+                    kept[point.metric] += 1
+                    self.points.append(point)
         self.test_count += other.test_count
-        self.workers += 1
+        if worker is not None and other.test_count:
+            self.worker_ids.add(worker)
         self.server_version = self.server_version or other.server_version
+
+    def take_json(self) -> str | None:
+        """What was folded in since the last call, as JSON (None if nothing), and start over.
+
+        A pytest-xdist worker sends each test's share with its teardown report, so a
+        worker that crashes loses only the test it was running; the key caches are kept.
+        """
+        if not self.test_count:
+            return None
+        text = self.to_json()
+        self.patterns = {pattern: PatternSummary() for pattern in self.patterns}
+        self.shapes = {}
+        self.tests = []
+        self.points = []
+        self.test_count = 0
+        return text
 
     def to_json(self) -> str:
         return json.dumps(

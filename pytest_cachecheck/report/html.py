@@ -8,7 +8,7 @@ from typing import Any
 
 from ..checks.targets import MET, MISSED
 from .svg import Series, hit_rate_bars, line_chart
-from .terminal import ms, pattern_cells, percent
+from .terminal import crash_note, ms, pattern_cells, percent
 
 STYLE = """
 :root { color-scheme: light; }
@@ -36,6 +36,7 @@ code { font: 12.5px ui-monospace, SFMono-Regular, Menlo, monospace; background: 
 .met { background: #dcfce7; color: #166534; } .missed { background: #fee2e2; color: #991b1b; }
 .nodata { background: #fef3c7; color: #92400e; }
 .detail { color: #4b5563; font-size: 12.5px; }
+.crash { background: #fef3c7; color: #92400e; border-radius: 10px; padding: 10px 18px; margin: 0 0 20px; }
 .charts { display: grid; grid-template-columns: repeat(auto-fit, minmax(480px, 1fr)); gap: 20px; }
 .chart { max-width: 100%; height: auto; }
 footer { color: #6b7280; font-size: 12px; text-align: center; }
@@ -171,6 +172,14 @@ def _failed_checks(report: dict[str, Any]) -> str:
     return f'<section id="failed-checks"><h2>Failed cache checks</h2>{table}</section>'
 
 
+def _crashes(report: dict[str, Any]) -> str:
+    notes = [
+        crash_note(crash, code=lambda text: f"<code>{escape(text)}</code>")
+        for crash in report["run"]["crashed_workers"]
+    ]
+    return "".join(f'<p class="crash">{note[:1].upper()}{note[1:]}.</p>' for note in notes)
+
+
 def _cards(report: dict[str, Any]) -> str:
     run, everything = report["run"], report["patterns"]["*"]
     met = sum(row["status"] == MET for row in report["targets"])  # inconclusive / not enforced are not "met"
@@ -204,6 +213,7 @@ def render(report: dict[str, Any]) -> str:
         f"<title>cachecheck report</title><style>{STYLE}</style></head><body><main>"
         "<h1>cachecheck report</h1>"
         f'<p class="sub">backend <code>{escape(report["backend"])}</code>{server} · created {created}</p>'
+        + _crashes(report)
         + _cards(report)
         + _targets(report)
         + _charts(report)

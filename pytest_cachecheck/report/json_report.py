@@ -73,7 +73,20 @@ SCHEMA: dict[str, Any] = {
         "run": {
             "type": "object",
             "required": ["tests", "workers", "targets", "targets_missed"],
-            "properties": {"tests": _COUNT, "workers": _COUNT, "targets": _COUNT, "targets_missed": _COUNT},
+            "properties": {
+                "tests": _COUNT,
+                "workers": _COUNT,
+                "targets": _COUNT,
+                "targets_missed": _COUNT,
+                "crashed_workers": {
+                    "type": "array",
+                    "items": {
+                        "type": "object",
+                        "required": ["worker", "test"],
+                        "properties": {"worker": {"type": "string"}, "test": {"type": ["string", "null"]}},
+                    },
+                },
+            },
         },
         "targets": {
             "type": "array",

@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from ..checks.targets import MET, MISSED
-from .terminal import pattern_cells
+from .terminal import crash_note, pattern_cells
 
 STATUS_ICON = {MET: "✅", MISSED: "❌"}
 NO_DATA_ICON = "⚠️"
@@ -46,6 +46,9 @@ def render(report: dict[str, Any]) -> str:
         f"Backend `{report['backend']}`{server}; {run['tests']} tests observed; "
         f"{sum(row['status'] == MET for row in report['targets'])} of {run['targets']} targets met.",
     ]
+    for crash in run["crashed_workers"]:
+        note = crash_note(crash, code=lambda text: f"`{text}`")
+        lines += ["", f"{NO_DATA_ICON} {note[:1].upper()}{note[1:]}."]
     if report["targets"]:
         rows = [
             [

@@ -94,6 +94,7 @@ def build_report(
             "workers": summary.workers,
             "targets": len(results),
             "targets_missed": len(missed),
+            "crashed_workers": [{"worker": worker, "test": test} for worker, test in sorted(summary.crashes.items())],
         },
         "targets": [target_row(result) for result in results],
         "patterns": {pattern: pattern_stats(stats) for pattern, stats in summary.patterns.items()},

@@ -7,7 +7,7 @@ a TTY (or with ``--color=yes``).
 from __future__ import annotations
 
 import textwrap
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any, Protocol
 
 from ..checks.targets import INCONCLUSIVE, MET, MISSED, NO_DATA, NOT_ENFORCED
@@ -142,10 +142,25 @@ def write_section(tr: TerminalWriter, report: dict[str, Any], written: Sequence[
         tr.write_line(f"cache report written in {seconds:.3f} s: {', '.join(written)}")
 
 
-def write_verdict(tr: TerminalWriter, targets: Sequence[dict[str, Any]], problems: Sequence[str] = ()) -> None:
-    """The last lines of the run: reports not written, which targets were missed, or that all were met."""
+def crash_note(crash: dict[str, Any], code: Callable[[str], str] = str) -> str:
+    """What a crashed xdist worker cost the report (``run.crashed_workers``), alike in every format."""
+    worker = code(crash["worker"])
+    if crash["test"] is None:
+        return f"worker {worker} crashed between tests; the observations of its finished tests are all in"
+    return f"worker {worker} crashed while running {code(crash['test'])}; its observations of that test are missing"
+
+
+def write_verdict(
+    tr: TerminalWriter,
+    targets: Sequence[dict[str, Any]],
+    problems: Sequence[str] = (),
+    crashes: Sequence[dict[str, Any]] = (),
+) -> None:
+    """The last lines of the run: reports not written, crashed workers, missed targets, or that all were met."""
     for problem in problems:
         tr.write_line(f"cachecheck: {problem}", red=True, bold=True)
+    for crash in crashes:
+        tr.write_line(f"cachecheck: {crash_note(crash)}", **_NO_DATA_MARKUP)
     if not targets:
         return
     missed = [row for row in targets if row["status"] in (MISSED, NO_DATA)]
