@@ -11,7 +11,7 @@ import math
 import shutil
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
+from pathlib import Path, PurePath
 from typing import Any
 
 import pytest
@@ -28,6 +28,8 @@ BACKENDS = ("fake", "server", "docker", "url", "cluster")
 URL_SCHEMES = ("redis", "rediss", "unix", "redis+cluster")
 DEFAULT_IMAGE = "redis:7-alpine"
 TIMING_MODES = ("enforce", "report")
+REPORT_SUFFIXES = (".json", ".md", ".html")
+_REPORT_SUFFIX_TEXT = ".json, .md or .html"
 
 
 @dataclass(frozen=True)
@@ -52,61 +54,70 @@ class Settings:
         return self.timing == "enforce"
 
 
+@dataclass(frozen=True)
+class Option:
+    """A command-line option, its ini key and what a value must be (the phrase after "expected")."""
+
+    flag: str
+    ini: str | None
+    expected: str
+
+    @property
+    def dest(self) -> str:
+        return self.flag[2:].replace("-", "_")
+
+
+OPTIONS: dict[str, Option] = {
+    option.dest: option
+    for option in (
+        Option("--cache-backend", "cachecheck_backend", f"one of {', '.join(BACKENDS)}"),
+        Option("--cache-url", "cachecheck_url", f"a URL starting with {', '.join(s + '://' for s in URL_SCHEMES)}"),
+        Option("--cache-server-bin", "cachecheck_server_bin", "a redis-server (or valkey-server) executable"),
+        Option("--cache-image", "cachecheck_image", f"a Docker image name such as {DEFAULT_IMAGE}"),
+        Option("--cache-allow-nonempty", "cachecheck_allow_nonempty", "true or false"),
+        Option("--cache-targets", "cachecheck_targets", "a TOML file with [[tool.cachecheck.target]] entries"),
+        Option("--cache-report", "cachecheck_report", f"a file path ending in {_REPORT_SUFFIX_TEXT} (e.g. cache.json)"),
+        Option("--cache-timing", "cachecheck_timing", f"one of {', '.join(TIMING_MODES)}"),
+    )
+}
+
+
 def add_options(parser: pytest.Parser) -> None:
     group = parser.getgroup("cachecheck", "pytest-cachecheck: test your Redis caching layer")
 
-    def both(option: str, ini: str | None, help_text: str, ini_type: str | None = None, **kwargs: Any) -> None:
-        group.addoption(option, dest=option[2:].replace("-", "_"), default=None, help=help_text, **kwargs)
-        if ini:
-            parser.addini(ini, help_text, type=ini_type, default=None)  # type: ignore[arg-type]
+    def both(dest: str, help_text: str, **kwargs: Any) -> None:
+        option = OPTIONS[dest]
+        group.addoption(option.flag, dest=dest, default=None, help=help_text, **kwargs)
+        if option.ini:  # read as text (a TOML list for the report): parse_settings validates it
+            parser.addini(option.ini, help_text, default=None)
 
+    both("cache_backend", "isolated Redis: fake (default), server, docker, url, cluster", metavar="NAME")
+    both("cache_url", "server for the url backend: redis://, rediss://, unix://, redis+cluster://", metavar="URL")
     both(
-        "--cache-backend",
-        "cachecheck_backend",
-        "isolated Redis: fake (default), server, docker, url, cluster",
-        metavar="NAME",
+        "cache_server_bin", "redis-server (or valkey-server) binary for server and cluster backends", metavar="PATH"
     )
+    both("cache_image", f"image for the docker backend (default {DEFAULT_IMAGE})", metavar="IMAGE")
     both(
-        "--cache-url",
-        "cachecheck_url",
-        "server for the url backend: redis://, rediss://, unix://, redis+cluster://",
-        metavar="URL",
-    )
-    both(
-        "--cache-server-bin",
-        "cachecheck_server_bin",
-        "redis-server (or valkey-server) binary for server and cluster backends",
-        metavar="PATH",
-    )
-    both(
-        "--cache-image", "cachecheck_image", f"image for the docker backend (default {DEFAULT_IMAGE})", metavar="IMAGE"
-    )
-    both(
-        "--cache-allow-nonempty",
-        "cachecheck_allow_nonempty",
-        "url backend: accept a non-empty database (only keys the run writes are deleted)",
-        ini_type="bool",
+        "cache_allow_nonempty",
+        "url backend: accept a non-empty database (only keys the run writes are deleted); ini: true or false",
         action="store_const",
         const=True,
     )
     both(
-        "--cache-targets",
-        "cachecheck_targets",
+        "cache_targets",
         "check run-wide targets from FILE (default pyproject.toml, [tool.cachecheck])",
         metavar="FILE",
         nargs="?",
         const="pyproject.toml",
     )
     both(
-        "--cache-report",
-        "cachecheck_report",
+        "cache_report",
         "write the cache report to PATH (.json, .md, .html); repeatable",
         metavar="PATH",
         action="append",
     )
     both(
-        "--cache-timing",
-        "cachecheck_timing",
+        "cache_timing",
         "enforce (default): wall-clock checks (latency, speedup, invalidation time) fail tests and targets; "
         "report: they are shown and warned about, never failing (counts, hit rates, stale reads still fail)",
         metavar="MODE",
@@ -120,63 +131,141 @@ def add_options(parser: pytest.Parser) -> None:
     )
 
 
-def _pick(config: pytest.Config, dest: str, ini: str) -> Any:
-    """Command line > ini > None."""
-    value = config.getoption(dest)
+def _shown(value: Any, limit: int = 80) -> str:
+    """``repr`` for a one-line message that never raises (``10**5000`` has no repr) nor runs on."""
+    if isinstance(value, int) and not isinstance(value, bool) and value.bit_length() > 64:
+        return f"an int of about {int(value.bit_length() * 0.30103) + 1} digits"
+    try:
+        text = repr(value)
+    except ValueError:  # e.g. a list holding an int beyond sys.get_int_max_str_digits()
+        text = f"a {type(value).__name__} too large to show"
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def _pick(cli: Mapping[str, Any], ini: Mapping[str, Any], dest: str) -> tuple[Any, str]:
+    """Command line > ini > unset (None), and the name to show: the option or ``ini <key>``.
+
+    A value that is there but empty (``--cache-targets=``, ``cachecheck_backend =``, a CI
+    variable that was never set) is a usage error, never "use the default".
+    """
+    option = OPTIONS[dest]
+    value, name = cli.get(dest), option.flag
+    if value is None and option.ini is not None:
+        value, name = ini.get(option.ini), f"ini {option.ini}"
+    if isinstance(value, str) and not value.strip() or value == []:
+        raise pytest.UsageError(f"{name}: empty value; expected {option.expected}")
+    return value, name
+
+
+def _text(cli: Mapping[str, Any], ini: Mapping[str, Any], dest: str) -> tuple[str | None, str]:
+    value, name = _pick(cli, ini, dest)
+    if value is not None and not isinstance(value, str):
+        raise pytest.UsageError(f"{name}: expected {OPTIONS[dest].expected}, got {_shown(value)}")
+    return value, name
+
+
+def _choice(cli: Mapping[str, Any], ini: Mapping[str, Any], dest: str, choices: Sequence[str], default: str) -> str:
+    value, name = _text(cli, ini, dest)
     if value is None:
-        value = config.getini(ini)
-    return value if value not in ("", []) else None
+        return default
+    if value not in choices:
+        raise pytest.UsageError(f"{name}: expected {OPTIONS[dest].expected}, got {_shown(value)}")
+    return value
 
 
-def settings_from_config(config: pytest.Config) -> Settings:
-    """Read and validate every option once, at start-up."""
-    backend = _pick(config, "cache_backend", "cachecheck_backend") or "fake"
-    if backend not in BACKENDS:
-        raise pytest.UsageError(f"--cache-backend: expected one of {', '.join(BACKENDS)}, got {backend!r}")
-    url = _pick(config, "cache_url", "cachecheck_url")
-    if url is not None:
-        scheme = str(url).split("://", 1)[0] if "://" in str(url) else ""
-        if scheme not in URL_SCHEMES:
-            raise pytest.UsageError(
-                f"--cache-url: expected a URL starting with {', '.join(s + '://' for s in URL_SCHEMES)}, got {url!r}"
-            )
+def _flag(cli: Mapping[str, Any], ini: Mapping[str, Any], dest: str) -> bool:
+    """The one boolean rule: ``True``/``False`` (an ini file writes ``true``/``false``, any case), nothing else."""
+    value, name = _pick(cli, ini, dest)
+    if value is None or isinstance(value, bool):
+        return bool(value)
+    text = value.strip().lower() if isinstance(value, str) else None
+    if text not in ("true", "false"):
+        raise pytest.UsageError(f"{name}: expected {OPTIONS[dest].expected}, got {_shown(value)}")
+    return text == "true"
+
+
+def _reports(cli: Mapping[str, Any], ini: Mapping[str, Any]) -> tuple[str, ...]:
+    """``--cache-report`` (repeatable) or the ini's whitespace-separated paths (a list in TOML)."""
+    value, name = _pick(cli, ini, "cache_report")
+    if value is None:
+        return ()
+    paths = value.split() if isinstance(value, str) else value
+    if not isinstance(paths, list):
+        raise pytest.UsageError(f"{name}: expected {OPTIONS['cache_report'].expected}, got {_shown(value)}")
+    for path in paths:
+        if not isinstance(path, str) or not path.strip():
+            raise pytest.UsageError(f"{name}: empty value; expected {OPTIONS['cache_report'].expected}")
+        if PurePath(path).suffix not in REPORT_SUFFIXES:  # '.json' alone has no suffix: no file name
+            raise pytest.UsageError(f"{name}: expected {OPTIONS['cache_report'].expected}, got {_shown(path)}")
+    return tuple(paths)
+
+
+def parse_settings(
+    cli: Mapping[str, Any],
+    ini: Mapping[str, Any],
+    *,
+    invocation_dir: Path,
+    rootdir: Path,
+    worker: int = 0,
+    workers: int = 1,
+) -> Settings:
+    """Validate raw option values (``cli`` by dest, ``ini`` by key; None: not given) into ``Settings``.
+
+    The one place options and ini keys are checked, free of pytest's config object, so a
+    fuzz test can drive it directly; every mistake is a ``pytest.UsageError`` of one line.
+    """
+    backend = _choice(cli, ini, "cache_backend", BACKENDS, "fake")
+    url, url_name = _text(cli, ini, "cache_url")
+    if url is not None and ("://" not in url or url.split("://", 1)[0] not in URL_SCHEMES):
+        raise pytest.UsageError(f"{url_name}: expected {OPTIONS['cache_url'].expected}, got {_shown(url)}")
     if backend == "url" and url is None:
         raise pytest.UsageError("--cache-backend url needs --cache-url (e.g. --cache-url redis://127.0.0.1:6379/15)")
-    server_bin = _pick(config, "cache_server_bin", "cachecheck_server_bin") or "redis-server"
+    server_bin, bin_name = _text(cli, ini, "cache_server_bin")
+    server_bin = server_bin or "redis-server"
     if backend in ("server", "cluster") and shutil.which(server_bin) is None:
         raise pytest.UsageError(
-            f"--cache-server-bin: {server_bin!r} is not an executable on PATH; install redis-server "
+            f"{bin_name}: {server_bin!r} is not an executable on PATH; install redis-server "
             "(apt-get install redis-server) or pass --cache-server-bin /path/to/redis-server"
         )
-    allow_nonempty = bool(_pick(config, "cache_allow_nonempty", "cachecheck_allow_nonempty"))
-    monitor = not config.getoption("cache_no_monitor")
+    allow_nonempty = _flag(cli, ini, "cache_allow_nonempty")
+    monitor = not cli.get("cache_no_monitor")
     if backend == "url" and not monitor:
         raise pytest.UsageError(
             "--cache-no-monitor cannot be used with --cache-backend url: on a shared server the plugin "
             "deletes only the keys it saw the run write, and without observation it sees none"
         )
-    reports = config.getoption("cache_report") or config.getini("cachecheck_report") or []
-    if isinstance(reports, str):
-        reports = reports.split()
-    for path in reports:
-        if not str(path).endswith((".json", ".md", ".html")):
-            raise pytest.UsageError(f"--cache-report: expected a path ending in .json, .md or .html, got {path!r}")
-    timing = _pick(config, "cache_timing", "cachecheck_timing") or "enforce"
-    if timing not in TIMING_MODES:
-        raise pytest.UsageError(f"--cache-timing: expected one of {', '.join(TIMING_MODES)}, got {timing!r}")
-    targets = _pick(config, "cache_targets", "cachecheck_targets")
+    reports = _reports(cli, ini)
+    timing = _choice(cli, ini, "cache_timing", TIMING_MODES, "enforce")
+    targets, _ = _text(cli, ini, "cache_targets")
+    image, _ = _text(cli, ini, "cache_image")
     return Settings(
         backend=backend,
         url=url,
         server_bin=server_bin,
-        image=_pick(config, "cache_image", "cachecheck_image") or DEFAULT_IMAGE,
+        image=image or DEFAULT_IMAGE,
         allow_nonempty=allow_nonempty,
         targets=targets,
-        target_list=load_targets(str(targets), config) if targets else (),
-        reports=tuple(str(path) for path in reports),
+        target_list=load_targets(targets, invocation_dir, rootdir) if targets else (),
+        reports=reports,
         monitor=monitor,
         timing=timing,
-        rootdir=str(config.rootpath),
+        rootdir=str(rootdir),
+        worker=worker,
+        workers=workers,
+    )
+
+
+def settings_from_config(config: pytest.Config) -> Settings:
+    """Read every option once, at start-up, and validate it (``parse_settings``)."""
+    cli = {dest: config.getoption(dest) for dest in (*OPTIONS, "cache_no_monitor")}
+    ini = {option.ini: config.getini(option.ini) for option in OPTIONS.values() if option.ini}
+    if pytest.version_tuple < (8,):  # pytest 7 reads an unset key as "": only pytest 8+ tells empty from unset
+        ini = {key: value or None for key, value in ini.items()}
+    return parse_settings(
+        cli,
+        ini,
+        invocation_dir=config.invocation_params.dir,
+        rootdir=config.rootpath,
         worker=worker_index(getattr(config, "workerinput", {}).get("workerid", "")),
         workers=int(getattr(config, "workerinput", {}).get("workercount", 1) or 1),
     )
@@ -218,11 +307,16 @@ class Param:
         return what
 
     def check(self, marker: str, value: Any) -> Any:
-        if value is None and not self.required:
+        """The value if it is of this parameter's kind and in range, else one ``MarkerError`` line.
+
+        ``None`` is accepted only where it is the documented default (``max_ms=None``: "no
+        ceiling"); ``warmup=None`` or ``required=None`` is a mistake, not "use the default".
+        """
+        if value is None and self.default is None and not self.required:
             return None
         ok = {
             "number": _is_finite_number(value),
-            "int": isinstance(value, int) and not isinstance(value, bool),
+            "int": isinstance(value, int) and _is_finite_number(value),
             "str": isinstance(value, str) and value != "",
             "bool": isinstance(value, bool),
             "command": isinstance(value, str) and value.strip() != "",
@@ -232,7 +326,9 @@ class Param:
         if ok and self.high is not None:
             ok = value <= self.high
         if not ok:
-            raise MarkerError(f"@pytest.mark.{marker}: argument {self.name!r} must be {self.describe()}, got {value!r}")
+            raise MarkerError(
+                f"@pytest.mark.{marker}: argument {self.name!r} must be {self.describe()}, got {_shown(value)}"
+            )
         return value.upper() if self.kind == "command" else value
 
 
@@ -361,7 +457,9 @@ def _limit_is_valid(kind: str, value: Any) -> bool:
 def _parse_target(where: str, index: int, entry: Any, names: set[str]) -> Target:
     label = f"{where}, target #{index}"
     if not isinstance(entry, dict):
-        raise pytest.UsageError(f"{label}: expected a table of keys ([[tool.cachecheck.target]]), got {entry!r}")
+        raise pytest.UsageError(
+            f"{label}: expected a table of keys ([[tool.cachecheck.target]]), got {_shown(entry)}"
+        )
     if isinstance(entry.get("name"), str) and entry["name"]:
         label = f"{where}, target {entry['name']!r}"
     for key in entry:
@@ -375,7 +473,7 @@ def _parse_target(where: str, index: int, entry: Any, names: set[str]) -> Target
         raise pytest.UsageError(f"{label}: key 'pattern' must be {problem}")
     name = entry.get("name", pattern)
     if not isinstance(name, str) or not name:
-        raise pytest.UsageError(f"{label}: key 'name' must be a non-empty string, got {name!r}")
+        raise pytest.UsageError(f"{label}: key 'name' must be a non-empty string, got {_shown(name)}")
     if name in names:
         raise pytest.UsageError(f"{label}: key 'name' repeats an earlier target's name; give each target its own")
     limits = []
@@ -384,7 +482,7 @@ def _parse_target(where: str, index: int, entry: Any, names: set[str]) -> Target
             continue
         value = entry[metric]
         if not _limit_is_valid(spec.kind, value):
-            raise pytest.UsageError(f"{label}: key {metric!r} must be {spec.description}, got {value!r}")
+            raise pytest.UsageError(f"{label}: key {metric!r} must be {spec.description}, got {_shown(value)}")
         limits.append((metric, float(value) if spec.kind != "count" else value))
     if not limits:
         raise pytest.UsageError(f"{label}: sets no metric; add at least one of {', '.join(TARGET_METRICS)}")
@@ -392,9 +490,9 @@ def _parse_target(where: str, index: int, entry: Any, names: set[str]) -> Target
     return Target(name, pattern, tuple(limits))
 
 
-def _targets_path(path_text: str, config: pytest.Config) -> Path:
+def _targets_path(path_text: str, invocation_dir: Path, rootdir: Path) -> Path:
     path = Path(path_text)
-    candidates = [path] if path.is_absolute() else [config.invocation_params.dir / path, config.rootpath / path]
+    candidates = [path] if path.is_absolute() else [invocation_dir / path, rootdir / path]
     for candidate in candidates:
         if candidate.is_file():
             return candidate
@@ -403,19 +501,40 @@ def _targets_path(path_text: str, config: pytest.Config) -> Path:
     )
 
 
-def load_targets(path_text: str, config: pytest.Config) -> tuple[Target, ...]:
-    """Read and validate ``[[tool.cachecheck.target]]`` (or top-level ``[[target]]``) from a TOML file."""
-    path = _targets_path(path_text, config)
-    where = f"--cache-targets {path.name}"
+def load_targets(path_text: str, invocation_dir: Path, rootdir: Path) -> tuple[Target, ...]:
+    """Read ``--cache-targets FILE`` (relative to the invocation directory, then the rootdir)."""
+    path = _targets_path(path_text, invocation_dir, rootdir)
     try:
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
-    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
-        raise pytest.UsageError(f"{where}: not valid TOML: {exc}") from None
-    section = data.get("tool", {}).get("cachecheck", {})
-    entries = section.get("target", data.get("target")) if isinstance(section, dict) else None
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise pytest.UsageError(f"--cache-targets {path.name}: cannot read {path}: {exc}") from None
+    return parse_targets(text, f"--cache-targets {path.name}")
+
+
+def parse_targets(text: str, where: str) -> tuple[Target, ...]:
+    """Validate ``[[tool.cachecheck.target]]`` (or top-level ``[[target]]``) entries of a TOML text.
+
+    Every shape a TOML file can take ends in a ``Target`` tuple or one ``UsageError`` line
+    starting with ``where``; an empty list of targets is an error, not "no targets".
+    """
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise pytest.UsageError(f"{where}: not valid TOML: {str(exc).splitlines()[0]}") from None
+    tool = data.get("tool", {})
+    if not isinstance(tool, dict):
+        raise pytest.UsageError(f"{where}: 'tool' must be a table ([tool.cachecheck]), got {_shown(tool)}")
+    section = tool.get("cachecheck", {})
+    if not isinstance(section, dict):
+        raise pytest.UsageError(f"{where}: 'tool.cachecheck' must be a table, got {_shown(section)}")
+    entries = section.get("target", data.get("target"))
     if entries is None:
-        raise pytest.UsageError(f"{where}: no [[tool.cachecheck.target]] entries in {path}")
+        raise pytest.UsageError(f"{where}: no [[tool.cachecheck.target]] entries")
     if not isinstance(entries, list):
-        raise pytest.UsageError(f"{where}: 'target' must be an array of tables ([[tool.cachecheck.target]])")
+        raise pytest.UsageError(
+            f"{where}: 'target' must be an array of tables ([[tool.cachecheck.target]]), got {_shown(entries)}"
+        )
+    if not entries:
+        raise pytest.UsageError(f"{where}: 'target' is empty; add at least one [[tool.cachecheck.target]] entry")
     names: set[str] = set()
     return tuple(_parse_target(where, index, entry, names) for index, entry in enumerate(entries, start=1))

@@ -181,8 +181,10 @@ class CachecheckRun:
                 )
             try:
                 self.bound_markers.append((mark.name, check.spec.bind(mark.args, mark.kwargs)))
+                continue
             except MarkerError as exc:
-                pytest.fail(str(exc), pytrace=False)
+                problem = str(exc)
+            pytest.fail(problem, pytrace=False)  # outside ``except``: no "During handling of..." copy
 
     def evaluate_checks(self, item: pytest.Item) -> list[CheckResult]:
         """Run every cache marker's check on what this test recorded."""

@@ -251,7 +251,7 @@ def test_fixture_measurements_combine_per_metric_and_pattern(pytester: pytest.Py
             "speedup = 2\n",
             "--cache-targets pyproject.toml, target 'a': key 'name' repeats an earlier target's name*",
         ),
-        ("[tool.cachecheck]\n", "--cache-targets pyproject.toml: no [[][[]tool.cachecheck.target]] entries in *"),
+        ("[tool.cachecheck]\n", "--cache-targets pyproject.toml: no [[][[]tool.cachecheck.target]] entries"),
     ],
     ids=[
         "unknown-key",

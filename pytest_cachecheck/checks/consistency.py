@@ -30,7 +30,7 @@ from typing import Any
 
 import pytest
 
-from ..config import MarkerSpec, Param
+from ..config import MarkerError, MarkerSpec, Param
 from ..observe import instrument
 from ..observe.commands import DELETE, HIT, MISS, classify
 from .base import FAILED, PASSED, Check, CheckResult, Measurement, TestContext
@@ -720,5 +720,9 @@ def terminal_progress(config: pytest.Config) -> Callable[[str], None] | None:
 def marker_bound(node: pytest.Item) -> float:
     """The test's ``cache_no_stale_reads(max_staleness_ms=...)``, the driver's default bound."""
     mark = node.get_closest_marker(MARKER)
-    value = mark.kwargs.get("max_staleness_ms", 0) if mark is not None else 0
-    return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) and value >= 0 else 0.0
+    if mark is None:
+        return 0.0
+    try:
+        return float(SPEC.bind(mark.args, mark.kwargs)["max_staleness_ms"])
+    except MarkerError:
+        return 0.0  # fixtures are set up before markers are validated: the test fails with that line
