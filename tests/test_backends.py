@@ -154,7 +154,7 @@ def test_server_binary_that_cannot_run_is_one_line_and_leaves_no_directory(
         ),
         (
             ["--cache-report", "out.txt"],
-            "ERROR: --cache-report: expected a path ending in .json, .md or .html, got 'out.txt'",
+            "ERROR: --cache-report: expected a file path ending in .json, .md or .html (e.g. cache.json), got 'out.txt'",
         ),
     ],
 )

@@ -89,12 +89,13 @@ MODES = st.sampled_from(["clean", "one fault", "chaos"])  # all valid / one fiel
 def report_path(valid: bool) -> st.SearchStrategy[str]:
     extensions = [".json", ".md", ".html"] + ([] if valid else [".JSON", ".txt", "", "json"])
     stems = st.sampled_from(["cache", "r.1", "."]) if valid else st.text(alphabet="ab.", max_size=3)
-    return st.builds(
+    built = st.builds(
         lambda folder, stem, ext: folder + stem + ext,
         st.sampled_from(["", "out/", "/tmp/"]),
         stems,
         st.sampled_from(extensions),
     )
+    return built if valid else built | st.sampled_from([".json", "out/.md", "/tmp/.html", "a.json.txt"])
 
 
 junk = st.one_of(st.text(max_size=8), st.sampled_from(["", " ", "\t", "\n"]))
@@ -131,14 +132,18 @@ def option_values(draw: st.DrawFn) -> tuple[dict[str, Any], dict[str, Any]]:
     cli: dict[str, Any] = {"cache_no_monitor": draw(st.booleans())}
     ini: dict[str, Any] = {}
     for dest, (good, bad) in VALUES.items():
-        for where, key in (("cli", dest), ("ini", FLAGS[dest][1])):
-            anything = mode == "chaos" or dest == faulty
-            value = draw(st.none() | good | bad if anything else st.none() | good)
-            if where == "cli" and dest == "cache_allow_nonempty":
-                value = True if value is not None else None  # a flag: given or not
-            elif where == "cli" and dest == "cache_report" and isinstance(value, str):
-                value = value.split() or [""]  # repeated --cache-report PATH
-            (cli if where == "cli" else ini)[key] = value
+        key = FLAGS[dest][1]
+        if dest == faulty:  # the bad value where it takes effect: on the command line, or in the ini alone
+            in_cli = dest != "cache_allow_nonempty" and draw(st.booleans())
+            value = draw(bad)
+            cli[dest], ini[key] = (value, draw(st.none() | good)) if in_cli else (None, value)
+        else:
+            values = st.none() | good | bad if mode == "chaos" else st.none() | good
+            cli[dest], ini[key] = draw(values), draw(values)
+        if dest == "cache_allow_nonempty" and cli[dest] is not None:
+            cli[dest] = True  # a flag: given or not
+        elif dest == "cache_report" and isinstance(cli[dest], str):
+            cli[dest] = cli[dest].split() or [""]  # repeated --cache-report PATH
     return cli, ini
 
 
@@ -313,6 +318,9 @@ marker_values = st.one_of(
     st.lists(st.integers(0, 2), max_size=2),
 )
 
+# values that look almost right: the documented default's "unset", bools as numbers, beyond float range
+TRICKY = st.sampled_from([None, True, False, 10**400, math.nan, math.inf, -0.001, 1.0001, "", " ", "1", [1], 2.5])
+
 
 @st.composite
 def marker_call(draw: st.DrawFn) -> tuple[str, list[Any], dict[str, Any]]:
@@ -332,7 +340,7 @@ def marker_call(draw: st.DrawFn) -> tuple[str, list[Any], dict[str, Any]]:
     }
     if mode == "one fault":
         key = draw(st.sampled_from([*params, "patern"]))
-        chosen[key] = draw(marker_values)
+        chosen[key] = draw(TRICKY | marker_values)
     args = []
     for key in positional:
         if key in chosen and draw(st.booleans()):
@@ -398,6 +406,44 @@ def test_fuzz_marker_arguments(call: tuple[str, list[Any], dict[str, Any]]) -> N
             if expected.get("command") is not None:
                 expected["command"] = expected["command"].upper()
             assert bound == expected
+
+
+TRICKY_VALUES = [
+    None,
+    True,
+    False,
+    0,
+    1,
+    -1,
+    10**400,
+    10**5000,
+    math.nan,
+    math.inf,
+    -0.001,
+    1.0001,
+    0.5,
+    "",
+    " ",
+    "1",
+    [1],
+]
+
+
+def test_every_argument_with_every_tricky_value() -> None:
+    """The fuzz's rare corners, exhaustively: each argument of each marker alone set to each value."""
+    cases = 0
+    for name, (positional, params, _) in MARKERS.items():
+        required = {key: 0.5 for key in positional if params[key][1] is NO_DEFAULT}
+        for key in params:
+            for value in TRICKY_VALUES:
+                kwargs = {**required, key: value}
+                if name == "cache_invalidation" and key != "o1":
+                    kwargs["o1"] = True  # so that max_ms alone decides
+                problems = marker_problems(name, [], kwargs)
+                bound, message = outcome(lambda: CHECKS[name].spec.bind([], kwargs), MarkerError)  # noqa: B023
+                assert (message is not None) == bool(problems), f"{name}({kwargs}): {message or bound}"
+                cases += 1
+    assert cases == 289  # every (marker, argument, value) triple
 
 
 # ---------------------------------------------------------------- target files

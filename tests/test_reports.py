@@ -299,7 +299,7 @@ def test_report_json_is_strict_json_even_with_infinite_metrics() -> None:
 def test_unknown_report_suffix_is_a_usage_error(pytester: pytest.Pytester) -> None:
     result = pytester.runpytest("--cache-report=r.txt")
     assert result.ret == pytest.ExitCode.USAGE_ERROR
-    result.stderr.fnmatch_lines(["ERROR: --cache-report: expected a path ending in .json, .md or .html, got 'r.txt'"])
+    result.stderr.fnmatch_lines(["ERROR: --cache-report: expected a file path ending in .json, .md or .html (e.g. cache.json), got 'r.txt'"])
 
 
 def test_report_that_cannot_be_written_is_one_line_and_fails_the_run(pytester: pytest.Pytester) -> None:
