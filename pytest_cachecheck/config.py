@@ -193,9 +193,9 @@ def _reports(cli: Mapping[str, Any], ini: Mapping[str, Any]) -> tuple[str, ...]:
     if not isinstance(paths, list):
         raise pytest.UsageError(f"{name}: expected {OPTIONS['cache_report'].expected}, got {_shown(value)}")
     for path in paths:
-        if not isinstance(path, str) or not path.strip():
+        if isinstance(path, str) and not path.strip():
             raise pytest.UsageError(f"{name}: empty value; expected {OPTIONS['cache_report'].expected}")
-        if PurePath(path).suffix not in REPORT_SUFFIXES:  # '.json' alone has no suffix: no file name
+        if not isinstance(path, str) or PurePath(path).suffix not in REPORT_SUFFIXES:  # '.json' has no suffix
             raise pytest.UsageError(f"{name}: expected {OPTIONS['cache_report'].expected}, got {_shown(path)}")
     return tuple(paths)
 
