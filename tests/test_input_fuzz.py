@@ -175,7 +175,7 @@ def expected_settings(cli: dict[str, Any], ini: dict[str, Any]) -> tuple[dict[st
     allow = value is True or (isinstance(value, str) and value.strip().lower() == "true")
     if not (isinstance(value, bool) or (isinstance(value, str) and value.strip().lower() in ("true", "false"))):
         problems.add(name)
-    if backend == "url" and allow and cli["cache_no_monitor"]:
+    if backend == "url" and cli["cache_no_monitor"]:  # the url backend needs observation
         problems.add("--cache-no-monitor")
     value, name = given.get("cache_report", ([], ""))
     reports = value.split() if isinstance(value, str) else value
