@@ -13,6 +13,7 @@ import pytest
 
 from . import config as config_module
 from .backends.process import stop_all
+from .backends.url import shown
 from .checks import CHECKS
 from .checks.consistency import CacheConsistency, marker_bound, terminal_progress
 from .checks.invalidation import InvalidationProbe
@@ -55,7 +56,7 @@ def pytest_report_header(config: pytest.Config) -> str | None:
     if run is None:
         return None
     settings = run.settings
-    where = f" {settings.url}" if settings.backend == "url" else ""
+    where = f" {shown(settings.url)}" if settings.backend == "url" and settings.url else ""
     monitor = "" if settings.monitor else ", not observing (--cache-no-monitor)"
     return f"cachecheck: backend {settings.backend}{where}, timing {settings.timing}{monitor}"
 

@@ -82,7 +82,9 @@ class CachecheckRun:
                 self.server_stats = ServerStatsProbe(self.backend)
             except BackendError as exc:
                 self._start_error = f"cache backend {self.settings.backend!r}: {exc}"
+            if self._start_error is not None:  # outside ``except``: printed once, no "During handling of..."
                 pytest.fail(self._start_error, pytrace=False)
+        assert self._server is not None
         return self._server
 
     def reset_database(self) -> None:

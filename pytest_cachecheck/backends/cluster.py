@@ -23,7 +23,7 @@ from ..observe.instrument import intercepting, unobserved
 from .base import BackendError, ServerInfo, free_port, one_line
 from .journal import WriteJournal, dead_journals, journaled_keys
 from .process import RedisProcess
-from .url import CONNECT_ERRORS, delete_keys, refusal
+from .url import CONNECT_ERRORS, delete_keys, refusal, shown
 
 CLUSTER_SCHEME = "redis+cluster"
 SLOTS = 16384
@@ -204,7 +204,7 @@ class ClusterUrlBackend:
             return self._info
         if self.workers > 1:
             raise BackendError(
-                f"--cache-url {self.url}: a cluster has one keyspace, so the {self.workers} xdist workers "
+                f"--cache-url {shown(self.url)}: a cluster has one keyspace, so the {self.workers} xdist workers "
                 "would share it; run without -n, or use --cache-backend cluster (a cluster per worker)"
             )
         admin: redis.cluster.RedisCluster | None = None
@@ -222,7 +222,7 @@ class ClusterUrlBackend:
             if admin is not None:
                 admin.close()
             raise BackendError(
-                f"--cache-url {self.url}: cannot use that cluster ({type(exc).__name__}: {one_line(str(exc))})"
+                f"--cache-url {shown(self.url)}: cannot use that cluster ({type(exc).__name__}: {one_line(str(exc))})"
             ) from None
         if size and not self.allow_nonempty:
             admin.close()

@@ -32,6 +32,16 @@ class LeftoverKeysWarning(UserWarning):
     """Keys appeared in the run's database that no observed command of the run wrote: left in place."""
 
 
+def shown(url: str) -> str:
+    """``url`` for messages and reports: a password is replaced by ``***`` (CI logs are often public)."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    user = parts.username or ""
+    host = parts.netloc.rsplit("@", 1)[1]
+    return urlunsplit(parts._replace(netloc=f"{user}:***@{host}"))
+
+
 def url_with_db(url: str, db: int) -> str:
     """The same server URL pointing at database ``db`` (and only there: a ``?db=`` is replaced)."""
     parts = urlsplit(url)
@@ -56,14 +66,14 @@ def base_db(url: str) -> int:
     else:
         return 0
     if not text.isdigit():
-        raise BackendError(f"--cache-url {url}: the database ({where} {text!r}) must be a number 0, 1, 2, ...")
+        raise BackendError(f"--cache-url {shown(url)}: the database ({where} {text!r}) must be a number 0, 1, 2, ...")
     return int(text)
 
 
 def refusal(url: str, store: str, size: int, instead: str) -> BackendError:
     """The one-line error for a store that holds somebody's keys (SPEC section 8)."""
     return BackendError(
-        f"--cache-url {url}: {store} holds {size} keys and the plugin never deletes data it did not "
+        f"--cache-url {shown(url)}: {store} holds {size} keys and the plugin never deletes data it did not "
         f"create; point --cache-url at {instead} or pass --cache-allow-nonempty (then only keys the "
         "run writes are deleted)"
     )
@@ -71,7 +81,8 @@ def refusal(url: str, store: str, size: int, instead: str) -> BackendError:
 
 def unusable(url: str, exc: BaseException) -> BackendError:
     """The one-line error for a server the run cannot use (closed port, password, TLS, database...)."""
-    return BackendError(f"--cache-url {url}: cannot use that server ({type(exc).__name__}: {one_line(str(exc))})")
+    reason = f"{type(exc).__name__}: {one_line(str(exc))}"
+    return BackendError(f"--cache-url {shown(url)}: cannot use that server ({reason})")
 
 
 # What connecting to a URL can raise besides redis-py's own errors: a bad port or option (ValueError),
@@ -138,7 +149,7 @@ class UrlBackend:
                 admin.close()
             if "DB index is out of range" in str(exc):
                 raise BackendError(
-                    f"--cache-url {self.url}: the server has no {self._where()}; run fewer xdist workers "
+                    f"--cache-url {shown(self.url)}: the server has no {self._where()}; run fewer xdist workers "
                     "(-n) or point --cache-url at a lower database number"
                 ) from None
             raise unusable(self.url, exc) from None
@@ -154,7 +165,7 @@ class UrlBackend:
         if holders:
             journal.close()
             raise BackendError(
-                f"--cache-url {self.url}: {self._where()} is in use by another pytest-cachecheck run "
+                f"--cache-url {shown(self.url)}: {self._where()} is in use by another pytest-cachecheck run "
                 f"({holders[0]}); give each concurrent run its own database (another number in the URL) "
                 "or run them one after another"
             )
@@ -206,7 +217,7 @@ class UrlBackend:
             if left > self._warned_leftovers:
                 warnings.warn(
                     LeftoverKeysWarning(
-                        f"--cache-url {self.url}: {left} keys in database {self.db} were not written by an "
+                        f"--cache-url {shown(self.url)}: {left} keys in database {self.db} were not written by an "
                         "observed command of this run (a script's keys not declared in KEYS, an unobserved "
                         "client, or another process); the plugin left them in place"
                     ),
