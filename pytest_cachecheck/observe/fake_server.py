@@ -190,20 +190,17 @@ def one_line(text: str) -> str:
     return text.replace("\r\n", " ").replace("\r", " ").replace("\n", " ")
 
 
-_installed: bool | None = None
-
-
 def install() -> bool:
-    """Patch the seam and register ``INFO`` once; False (with a warning) when this fakeredis lacks them."""
-    global _installed
-    if _installed is not None:
-        return _installed
+    """Patch the seam and register ``INFO`` (once per fakeredis class: a re-imported fakeredis
+    is patched again); False, with a warning, when this fakeredis lacks the seam."""
     try:
         from fakeredis._commands import SUPPORTED_COMMANDS, Signature
         from fakeredis._helpers import SimpleError
         from fakeredis._socket._base import BaseFakeSocket
 
         original = BaseFakeSocket.__dict__["_run_command"]
+        if getattr(original, "_cachecheck_seam", False):
+            return True
         parameters = list(inspect.signature(original).parameters)
         if parameters != _SEAM_PARAMETERS:
             raise LookupError(f"_run_command{tuple(parameters)}")
@@ -215,13 +212,11 @@ def install() -> bool:
             FakeViewWarning,
             stacklevel=2,
         )
-        _installed = False
         return False
     BaseFakeSocket._run_command = _observed(original, SimpleError)  # type: ignore[method-assign]
     if "info" not in SUPPORTED_COMMANDS:
         BaseFakeSocket._cachecheck_info = _info_command  # type: ignore[attr-defined]
         SUPPORTED_COMMANDS["info"] = Signature("info", "_cachecheck_info", (), (bytes,))  # type: ignore[arg-type]
-    _installed = True
     return True
 
 
@@ -243,6 +238,7 @@ def _observed(original: Callable[..., Any], simple_error: Any) -> Callable[..., 
         return result
 
     _run_command.__wrapped__ = original  # type: ignore[attr-defined]
+    _run_command._cachecheck_seam = True  # type: ignore[attr-defined]
     return _run_command
 
 
