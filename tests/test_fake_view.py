@@ -167,3 +167,48 @@ def test_a_fakeredis_without_the_seam_degrades_to_no_server_side_view(monkeypatc
         assert backend.server_view is None
     finally:
         backend.stop()
+
+
+def test_conditional_writes_that_did_not_happen_are_not_writes() -> None:
+    from pytest_cachecheck.observe.commands import OTHER, WRITE, classify
+
+    assert classify(("SET", "k", "v", "NX"), None)[2] == (OTHER,)
+    assert classify(("SET", "k", "v", "NX"), True)[2] == (WRITE,)
+    assert classify(("SET", "k", "v", "GET"), None)[2] == (WRITE,)  # GET's nil: there was no old value
+    assert classify(("SETNX", "k", "v"), False)[2] == (OTHER,)
+    assert classify(("MSETNX", "a", "1", "b", "2"), 0)[2] == (OTHER, OTHER)
+
+
+def test_the_empty_key_and_odd_values_print_on_one_visible_line() -> None:
+    from pytest_cachecheck.observe.patterns import key_shape, shown_key, shown_value
+
+    assert key_shape("") == shown_key("") == "''"
+    assert shown_key("a\nb") == "a\\nb"
+    assert "\n" not in shown_value(b"\x80\x04\x95\n\x00pickled") and "\x00" not in shown_value(b"a\x00b")
+
+
+@BACKENDS
+def test_a_test_that_only_wrote_is_told_so(pytester: pytest.Pytester, backend: str) -> None:
+    pytester.makepyfile(
+        test_writes="""
+        import pytest
+
+        @pytest.mark.cache_hit_rate(0.5)
+        def test_only_writes(cache_redis):
+            cache_redis.set("a", 1, ex=60)
+            cache_redis.set("b", 1, ex=60)
+            assert cache_redis.set("b", 2, nx=True) is None  # not a write: the key was there
+
+        @pytest.mark.cache_ttl()
+        def test_empty_key(cache_redis):
+            cache_redis.set("", 1)
+        """
+    )
+    result = run(pytester, backend)
+    result.assert_outcomes(failed=2)
+    result.stdout.fnmatch_lines_random(
+        [
+            "*cache_hit_rate: 2 writes, no reads of all keys: the test filled the cache but never read from it*",
+            "*cache_ttl: 1 of 1 keys written in this test have no TTL: ''",
+        ]
+    )

@@ -30,12 +30,20 @@ def evaluate(context: TestContext, params: dict[str, Any]) -> CheckResult:
     metrics = {"hit_rate": stats.hit_rate, "reads": stats.reads, "hits": stats.hits, "misses": stats.misses}
     where = f"keys matching {pattern!r}" if pattern != "*" else "all keys"
     if stats.hit_rate is None:
+        after = f" after the first {warmup} (warmup)" if warmup else ""
+        if stats.writes:
+            return CheckResult(
+                SPEC.name,
+                FAILED,
+                f"cache_hit_rate: {stats.writes} writes, no reads of {where}{after}: the test filled the cache "
+                "but never read from it; call the code path that reads through the cache",
+                metrics,
+            )
         return CheckResult(
             SPEC.name,
             FAILED,
-            f"cache_hit_rate: no reads of {where} were observed"
-            + (f" after the first {warmup} (warmup)" if warmup else "")
-            + "; the code under test must read through a redis-py client during the test",
+            f"cache_hit_rate: no reads of {where} were observed{after}; "
+            "the code under test must read through a redis-py client during the test",
             metrics,
         )
     if stats.hit_rate >= minimum:

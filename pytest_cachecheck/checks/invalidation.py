@@ -22,6 +22,7 @@ from typing import Any
 from ..config import MarkerSpec, Param
 from ..observe.commands import classify
 from ..observe.instrument import Interceptor, intercepting, state
+from ..observe.patterns import shown_value
 from ..observe.server_stats import ServerCounters, ServerStats, ServerStatsProbe, difference
 from .base import FAILED, PASSED, Check, CheckResult, Measurement, TestContext
 from .drive import Call, Procedure, Sleep, drive, is_async
@@ -344,7 +345,7 @@ def _check_latency(results: Sequence[Visibility], max_ms: float) -> str | None:
         first = unseen[0]
         return (
             f"{len(unseen)} of {len(results)} writes never became visible: after {first.latency_ms:.1f} ms and "
-            f"{first.reads} reads the cache still returned {first.last_value!r}; {first.describe()}"
+            f"{first.reads} reads the cache still returned {shown_value(first.last_value)}; {first.describe()}"
         )
     worst = max(results, key=lambda result: result.latency_ms)
     if worst.latency_ms > max_ms:

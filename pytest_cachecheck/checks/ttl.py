@@ -24,7 +24,7 @@ from ..config import MarkerSpec, Param
 from ..observe.commands import WRITE
 from ..observe.events import Event
 from ..observe.instrument import unobserved
-from ..observe.patterns import MATCH_ALL, key_shape, matcher
+from ..observe.patterns import MATCH_ALL, key_shape, matcher, shown_key
 from ..observe.patterns import validate as validate_pattern
 from ..observe.ttl import GIVES_TTL, KeysAtEnd
 from .base import FAILED, PASSED, Check, CheckResult, TestContext
@@ -138,7 +138,7 @@ def read_ttls(client: Any, keys: Sequence[WrittenKey]) -> list[KeyTtl]:
 
 
 def _listing(keys: Sequence[str]) -> str:
-    shown = ", ".join(keys[:_EXAMPLES])
+    shown = ", ".join(shown_key(key) for key in keys[:_EXAMPLES])
     more = f" and {len(keys) - _EXAMPLES} more" if len(keys) > _EXAMPLES else ""
     shapes = Counter(key_shape(key) for key in keys)
     by_shape = f" (by shape: {', '.join(f'{shape} ({count})' for shape, count in shapes.most_common(3))})"
@@ -227,12 +227,12 @@ def _judge(ttls: Sequence[KeyTtl], params: dict[str, Any], where: str) -> CheckR
     if too_short:
         problems.append(
             f"{len(too_short)} key(s) have a TTL below min_s={low:g}: "
-            + _listing([f"{ttl.key} ({ttl.longest_s:.3g} s)" for ttl in too_short])
+            + _listing([f"{shown_key(ttl.key)} ({ttl.longest_s:.3g} s)" for ttl in too_short])
         )
     if too_long:
         problems.append(
             f"{len(too_long)} key(s) have a TTL above max_s={high:g}: "
-            + _listing([f"{ttl.key} ({ttl.shortest_s:.6g} s)" for ttl in too_long])
+            + _listing([f"{shown_key(ttl.key)} ({ttl.shortest_s:.6g} s)" for ttl in too_long])
         )
     if problems:
         return CheckResult(SPEC.name, FAILED, "cache_ttl: " + "; ".join(problems), metrics)
