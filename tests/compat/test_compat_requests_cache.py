@@ -66,4 +66,3 @@ def test_response_hits_and_misses_equal_the_servers(
     # each of the 20 misses also missed the redirects hash: 40 misses in all, as the server counts
     assert cache_monitor.stats("compat-redirects").misses == 20
     assert (everything.hits, everything.misses) == (server.hits, server.misses) == (180, 40)
-
