@@ -219,6 +219,15 @@ def _judge(ttls: Sequence[KeyTtl], params: dict[str, Any], where: str) -> CheckR
             "so no TTL could be checked",
         )
     present = [ttl for ttl in ttls if ttl.pttl_ms != GONE]
+    if not present:
+        return CheckResult(
+            SPEC.name,
+            FAILED,
+            f"cache_ttl: none of the {len(ttls)} {where} written in this test was left in the plugin's Redis at "
+            "its end (deleted, expired, or written to another server), so no TTL could be checked; write through "
+            "cache_redis or cache_url",
+            {"keys_checked": 0, "keys_gone": len(ttls)},
+        )
     without = [ttl.key for ttl in present if ttl.pttl_ms == NO_TTL]
     timed = [ttl for ttl in present if ttl.pttl_ms >= 0]
     too_short = [ttl for ttl in timed if low is not None and ttl.longest_s < low]
