@@ -5,10 +5,9 @@ too), caches ``get`` reads under ``GET`` and fills the cache inside Lua (``cache
 
 from __future__ import annotations
 
+import importlib.util
 from collections.abc import Iterator
 from typing import Any
-
-import importlib.util
 
 import pytest
 import redis
