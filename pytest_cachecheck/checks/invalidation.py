@@ -345,7 +345,8 @@ def _check_latency(results: Sequence[Visibility], max_ms: float) -> str | None:
         first = unseen[0]
         return (
             f"{len(unseen)} of {len(results)} writes never became visible: after {first.latency_ms:.1f} ms and "
-            f"{first.reads} reads the cache still returned {shown_value(first.last_value)}; {first.describe()}"
+            f"{first.reads} reads the cache still returned {shown_value(first.last_value, 80, as_text=False)}; "
+            f"{first.describe()}"
         )
     worst = max(results, key=lambda result: result.latency_ms)
     if worst.latency_ms > max_ms:

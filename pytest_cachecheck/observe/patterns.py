@@ -22,9 +22,13 @@ def shown_key(key: str) -> str:
     return "".join(char if char.isprintable() else char.encode("unicode_escape").decode("ascii") for char in key)
 
 
-def shown_value(value: Any, limit: int = 40) -> str:
-    """A value in a message: its ``repr`` (one line: newlines, NULs, pickled bytes escaped), cut to ``limit``."""
-    text = repr(value.decode("utf-8", "backslashreplace") if isinstance(value, bytes) else value)
+def shown_value(value: Any, limit: int = 40, *, as_text: bool = True) -> str:
+    """A value in a message: its ``repr`` (one line: newlines, NULs, pickled bytes escaped), cut to ``limit``.
+
+    ``as_text`` shows bytes as the text they hold; without it ``b'v1'`` stays bytes, where
+    telling bytes from ``str`` is the point (a read compared with an ``expect`` value).
+    """
+    text = repr(value.decode("utf-8", "backslashreplace") if as_text and isinstance(value, bytes) else value)
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
