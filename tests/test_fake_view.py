@@ -212,3 +212,35 @@ def test_a_test_that_only_wrote_is_told_so(pytester: pytest.Pytester, backend: s
             "*cache_ttl: 1 of 1 keys written in this test have no TTL: ''",
         ]
     )
+
+
+@BACKENDS
+def test_keys_without_ttl_target_and_cache_ttl_marker_agree_on_keys_made_in_lua(
+    pytester: pytest.Pytester, backend: str
+) -> None:
+    pytester.makefile(
+        ".toml",
+        pyproject="""
+        [[tool.cachecheck.target]]
+        name = "schemes"
+        pattern = "schemes:*"
+        keys_without_ttl = 0
+        """,
+    )
+    pytester.makepyfile(
+        test_app="""
+        import pytest
+
+        @pytest.mark.cache_ttl(pattern="schemes:*")
+        def test_fill(cache_redis):
+            cache_redis.eval("redis.call('SADD', 'schemes:user', 'id') return 1", 0)
+        """
+    )
+    result = run(pytester, backend, "--cache-targets")
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines_random(
+        [
+            "*cache_ttl: 1 of 1 keys matching 'schemes:[*]' written in this test have no TTL: schemes:user",
+            "schemes: keys_without_ttl*1*<= 0*missed",
+        ]
+    )
