@@ -244,3 +244,32 @@ def test_keys_without_ttl_target_and_cache_ttl_marker_agree_on_keys_made_in_lua(
             "schemes: keys_without_ttl*1*<= 0*missed",
         ]
     )
+
+
+def test_cache_ttl_on_url_with_scripts_warns_instead_of_passing(pytester: pytest.Pytester) -> None:
+    """On ``url`` only declared and written keys are judged: a passing verdict after scripts is inconclusive."""
+    import shutil
+
+    from pytest_cachecheck.backends.server import ServerBackend
+
+    if shutil.which("redis-server") is None:
+        pytest.skip("needs redis-server on PATH")
+    backend = ServerBackend("redis-server")
+    info = backend.start()
+    try:
+        pytester.makepyfile(
+            test_url="""
+            import pytest
+
+            @pytest.mark.cache_ttl(max_s=120)
+            def test_script(cache_redis):
+                cache_redis.eval("redis.call('SET', KEYS[1], 'v', 'EX', 60) redis.call('SADD', 'hidden', 1)", 1, "k")
+            """
+        )
+        result = run(pytester, "url", "--cache-url", info.url, "-W", "default")
+        result.assert_outcomes(passed=1, warnings=1)
+        result.stdout.fnmatch_lines(
+            ["*InconclusiveCheckWarning: cache_ttl: 1 keys have TTLs within bounds, but 1 Lua*"]
+        )
+    finally:
+        backend.stop()
