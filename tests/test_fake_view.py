@@ -273,3 +273,20 @@ def test_cache_ttl_on_url_with_scripts_warns_instead_of_passing(pytester: pytest
         )
     finally:
         backend.stop()
+
+
+@BACKENDS
+def test_reads_inside_scripts_are_reported_beside_client_side_ones(pytester: pytest.Pytester, backend: str) -> None:
+    pytester.makepyfile(
+        test_reads="""
+        import pytest
+
+        @pytest.mark.cache_hit_rate(0.9)
+        def test_lua_reads(cache_redis):
+            cache_redis.set("a", 1)
+            cache_redis.eval("redis.call('GET', 'a') redis.call('GET', 'b') return 1", 0)
+        """
+    )
+    result = run(pytester, backend)
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines(["*1 writes, no reads*; server-side: * keyspace 1 hits / 1 misses*"])
