@@ -109,7 +109,7 @@ class ServerView:
             keys_touched=self.keys_touched,
         )
 
-    def info(self, socket: Any, sections: list[bytes]) -> bytes:
+    def info(self, sections: list[bytes]) -> bytes:
         """The ``INFO`` reply text (lock held: called from inside a command)."""
         self.fold()
         wanted = {bytes(section).decode("latin-1").lower() for section in sections} or {"default"}
@@ -119,11 +119,11 @@ class ServerView:
         for section in ("server", "clients", "memory", "stats", "commandstats", "keyspace"):
             if section in wanted:
                 lines.append(f"# {section.capitalize()}")
-                lines.extend(f"{field}:{value}" for field, value in self._section(section, socket))
+                lines.extend(f"{field}:{value}" for field, value in self._section(section))
                 lines.append("")
         return "\r\n".join(lines).encode()
 
-    def _section(self, section: str, socket: Any) -> list[tuple[str, Any]]:
+    def _section(self, section: str) -> list[tuple[str, Any]]:
         server = self._server
         if section == "server":
             version = ".".join(str(part) for part in (*server.version, 0, 0)[:3])
@@ -138,7 +138,7 @@ class ServerView:
             ]
         if section == "clients":
             return [("connected_clients", len(server.sockets))]
-        if section == "memory":
+        if section == "memory":  # fakeredis does not account memory: an estimate, 64 bytes a key
             used = sum(len(db) for db in server.dbs.values()) * 64
             return [("used_memory", used), ("used_memory_human", f"{used / 1024:.2f}K"), ("maxmemory", 0)]
         if section == "stats":
@@ -246,7 +246,7 @@ def _info_command(self: Any, *sections: bytes) -> bytes:
     view = getattr(self._server, _ATTRIBUTE, None)
     if view is None:
         view = ServerView(self._server)  # a server the plugin does not watch: the sections, with zero counters
-    return view.info(self, list(sections))
+    return view.info(list(sections))
 
 
 def attach(server: Any) -> ServerView | None:
