@@ -6,6 +6,7 @@ import dataclasses
 import difflib
 import warnings
 from dataclasses import dataclass
+from time import perf_counter_ns
 from typing import Any
 
 import pytest
@@ -14,9 +15,11 @@ from .backends import Backend, BackendError, ServerInfo, make_backend
 from .checks import CHECKS, CheckResult, TestContext
 from .checks.base import FAILED, INCONCLUSIVE, NOT_ENFORCED
 from .config import MarkerError, Settings
+from .observe.instrument import unobserved
 from .observe.monitor import CacheMonitor
 from .observe.server_stats import ServerCounters, ServerStatsProbe, difference
 from .observe.summary import RunSummary, own_metrics
+from .observe.ttl import OWNED_BACKENDS, read_keys_at_end
 
 
 class InconclusiveCheckWarning(UserWarning):
@@ -61,6 +64,7 @@ class CachecheckRun:
         self.bound_markers: list[tuple[str, dict[str, Any]]] = []
         self.server_stats: ServerStatsProbe | None = None
         self._counters_before: ServerCounters | None = None
+        self._body_start_ns = 0
         shown_in_files = bool(settings.target_list or settings.reports)
         self.summary = RunSummary((target.pattern for target in settings.target_list), track_ttl=shown_in_files)
         self._summary_read: bool | None = True if shown_in_files else None  # None: decided at the first test
@@ -123,7 +127,8 @@ class CachecheckRun:
         ]
         records = context.monitor.records
         if self._summary_is_read(item, context):
-            metrics = self.summary.add_records(item.nodeid, records, context.measurements, checks)
+            at_end = context.data.get("keys_at_end") or [None]
+            metrics = self.summary.add_records(item.nodeid, records, context.measurements, checks, at_end[-1])
         else:
             metrics = own_metrics(records)
         if metrics["commands"]:
@@ -149,19 +154,36 @@ class CachecheckRun:
         """Just before the test body (fixtures have started the backend, if the test uses it):
         the backend for checks that read the server, and its counters for server-side deltas."""
         context = self.context
+        self._body_start_ns = perf_counter_ns()
         if context is not None and self._server is not None:
             context.backend = self._backend
             if self.server_stats is not None:
                 self._counters_before = self.server_stats.counters()
 
     def end_call(self) -> None:
-        """Just after the test body (before checks and fixture teardown): ``data["server_stats"]``."""
+        """Just after the test body (before checks and fixture teardown): ``data["server_stats"]``,
+        then, on a backend the plugin owns, ``data["keys_at_end"]`` when a TTL verdict reads it."""
         before, self._counters_before = self._counters_before, None
-        if before is None or self.context is None or self.server_stats is None:
+        context = self.context
+        if context is None:
             return
-        after = self.server_stats.counters()
-        if after is not None:
-            self.context.data["server_stats"].append(difference(before, after))
+        if before is not None and self.server_stats is not None:
+            after = self.server_stats.counters()
+            if after is not None:
+                context.data["server_stats"].append(difference(before, after))
+        if context.backend is not None and context.backend.name in OWNED_BACKENDS and self._reads_ttl():
+            client = context.backend.client()
+            try:
+                snapshot = read_keys_at_end(client, self._body_start_ns)
+            finally:
+                with unobserved():
+                    client.close()
+            if snapshot is not None:
+                context.data["keys_at_end"].append(snapshot)
+
+    def _reads_ttl(self) -> bool:
+        """A ``cache_ttl`` marker on this test, or the run-wide ``keys_without_ttl`` (targets, reports)."""
+        return self.summary.track_ttl or any(name == "cache_ttl" for name, _ in self.bound_markers)
 
     def validate_markers(self, item: pytest.Item) -> None:
         """Bind every cache marker's arguments; a mistake fails the test with one line."""

@@ -92,7 +92,7 @@ def test_latency_ceiling_fails_a_slow_layer_and_passes_a_healthy_one(project: py
         [
             "*test_healthy PASSED*",
             "*cache_latency: p95 * ms is above the ceiling 5 ms (lower bound * ms at 99.9% confidence; "
-            "slowest: GET product:* (*); over 130 commands",
+            "slowest: GET product:* (*); over 130 commands; server-side execution * ms per call over 130 calls*",
         ]
     )
 

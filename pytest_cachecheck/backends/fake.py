@@ -8,12 +8,17 @@ from typing import Any
 
 import fakeredis
 
+from ..observe import fake_server
 from ..observe.instrument import unobserved
 from .base import ASYNC_POOL_SIZE, ServerInfo
 
 
 class FakeBackend:
-    """One ``fakeredis.FakeServer`` per process (so per xdist worker): zero set-up, no ports."""
+    """One ``fakeredis.FakeServer`` per process (so per xdist worker): zero set-up, no ports.
+
+    The server carries the plugin's view of what it executes (``observe.fake_server``):
+    server-side counters and ``INFO``, as a real server has, scripts included.
+    """
 
     name = "fake"
 
@@ -22,6 +27,7 @@ class FakeBackend:
         self._tcp: fakeredis.TcpFakeServer | None = None
         self._tcp_thread: threading.Thread | None = None
         self._admin: fakeredis.FakeRedis | None = None
+        self.server_view: fake_server.ServerView | None = None
 
     def start(self) -> ServerInfo:
         """The in-process server, also served over TCP so ``cache_server.url``/``host``/``port`` are usable."""
@@ -35,6 +41,7 @@ class FakeBackend:
     def _server(self) -> fakeredis.FakeServer:
         if self.server is None:
             self.server = fakeredis.FakeServer()
+            self.server_view = fake_server.attach(self.server)
             self._admin = fakeredis.FakeRedis(server=self.server)
         return self.server
 
@@ -77,4 +84,5 @@ class FakeBackend:
             tcp.shutdown()
             tcp.server_close()
         self.server = None
+        self.server_view = None
         self._admin = None

@@ -1,7 +1,8 @@
 """``@pytest.mark.cache_forbid(*commands)``: the code under test must not issue these commands.
 
-Client-side, every observed command counts. On real-server backends the per-test
-``INFO commandstats`` delta counts as well, which catches the command when it runs
+Client-side, every observed command counts. With a server-side view (a real server's
+``INFO commandstats``, the fake server's own view of what it executed) the per-test
+delta counts as well, which catches the command when it runs
 inside a Lua script or function (``EVAL "redis.call('KEYS', ...)"``), where no client
 sees it, or comes from a client the plugin does not observe.
 
@@ -41,7 +42,8 @@ SPEC = MarkerSpec(
     name="cache_forbid",
     params=(Param("commands", "command", variadic=True, required=True),),
     help="fails when the code under test issued any of these Redis commands, including inside Lua scripts "
-    "on real-server backends (connection handshakes redis-py sends on connecting do not count)",
+    "and functions (server-side view: real servers and fake; connection handshakes redis-py sends on "
+    "connecting do not count)",
     extra_check=_command_names,
 )
 
@@ -124,7 +126,21 @@ def evaluate(context: TestContext, params: dict[str, Any]) -> CheckResult:
             found.append(f"{name} ran {on_server} time(s) on the server but {origin}")
     if found:
         return CheckResult(SPEC.name, FAILED, "cache_forbid: " + "; ".join(found), metrics)
-    scope = "client and server side" if server is not None else "client side (no server-side view on this backend)"
+    if server is None and scripts:
+        return CheckResult(
+            SPEC.name,
+            FAILED,
+            f"cache_forbid: cannot tell whether {', '.join(forbidden)} ran: the test ran {scripts} Lua script or "
+            "function call(s) and this backend has no server-side view to see inside them; run it with "
+            "--cache-backend server (or fake with a fakeredis the plugin supports), or allow INFO on the server",
+            metrics,
+        )
+    scope = (
+        "client and server side, inside scripts included"
+        if server is not None
+        else "by observed clients; client side only: this backend has no server-side view, so commands from "
+        "clients the plugin does not observe are not seen"
+    )
     if notes:
         scope += "; left out server-side: " + ", ".join(notes)
         if any("handshake" in note for note in notes):

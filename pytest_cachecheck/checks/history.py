@@ -28,6 +28,8 @@ from itertools import repeat
 from operator import itemgetter, le
 from typing import Any, NamedTuple, TypeVar
 
+from ..observe.patterns import shown_value
+
 READ = "read"
 WRITE = "write"
 
@@ -99,21 +101,24 @@ class Violation:
         read = self.read
         if self.kind == STALE and self.newer is not None:
             returned = (
-                f"{_show(read.value)} (write #{self.returned_version})"
+                f"{shown_value(read.value)} (write #{self.returned_version})"
                 if self.returned is not None
-                else f"{_show(read.value)} (the initial value)"
+                else f"{shown_value(read.value)} (the initial value)"
             )
             return (
-                f"stale read of key {_show(self.key)}: returned {returned}, but write #{self.newer_version} "
-                f"({_show(self.newer.value)}) was acknowledged {self.staleness_ms:.3f} ms before the read began"
+                f"stale read of key {shown_value(self.key)}: returned {returned}, but write #{self.newer_version} "
+                f"({shown_value(self.newer.value)}) was acknowledged {self.staleness_ms:.3f} ms before the read began"
             )
         if self.kind == FUTURE and self.returned is not None:
             return (
-                f"future read of key {_show(self.key)}: returned {_show(read.value)} "
+                f"future read of key {shown_value(self.key)}: returned {shown_value(read.value)} "
                 f"{(self.returned.start_ns - read.end_ns) / 1e6:.3f} ms before write #{self.returned_version} "
                 "of that value began"
             )
-        return f"phantom read of key {_show(self.key)}: returned {_show(read.value)}, a value never written to it"
+        return (
+            f"phantom read of key {shown_value(self.key)}: returned {shown_value(read.value)}, "
+            "a value never written to it"
+        )
 
     def essential(self) -> list[Operation]:
         """The write whose value was read, the newer write it missed, and the read."""
@@ -129,9 +134,9 @@ class Violation:
         rows: list[tuple[int, int, str, str]] = []
         for op in self.window or self.essential():
             if op.kind == WRITE:
-                what = f"write {_show(op.key)} = {_show(op.value)}" + ("" if op.ok else " (raised)")
+                what = f"write {shown_value(op.key)} = {shown_value(op.value)}" + ("" if op.ok else " (raised)")
             else:
-                what = f"read  {_show(op.key)} -> {_show(op.value)}"
+                what = f"read  {shown_value(op.key)} -> {shown_value(op.value)}"
             mark = marks.get(id(op), "")
             rows.append((op.start_ns, op.end_ns, op.process, f"{what}  {mark}".rstrip()))
         for command in self.commands:
@@ -190,17 +195,17 @@ class Divergence:
             ttl = "remaining TTL unknown (the read touched no Redis key)"
         elif any(ttl == -1 for ttl in self.ttl_ms.values()):
             ttl = "stale until evicted: no TTL on " + ", ".join(
-                _show(key) for key, ttl in self.ttl_ms.items() if ttl == -1
+                shown_value(key) for key, ttl in self.ttl_ms.items() if ttl == -1
             )
         else:
             ttl = "stale until TTL: " + ", ".join(
-                f"{_show(key)} expires in {ttl} ms" if ttl >= 0 else f"{_show(key)} already gone"
+                f"{shown_value(key)} expires in {ttl} ms" if ttl >= 0 else f"{shown_value(key)} already gone"
                 for key, ttl in self.ttl_ms.items()
             )
         age = f" {self.age_ms:.1f} ms after the last write was acknowledged" if self.age_ms is not None else ""
         return (
-            f"after quiescence key {_show(self.key)} still serves {_show(self.served)} instead of "
-            f"{_show(self.truth)}{age}; {ttl}"
+            f"after quiescence key {shown_value(self.key)} still serves {shown_value(self.served)} instead of "
+            f"{shown_value(self.truth)}{age}; {ttl}"
         )
 
 
@@ -281,7 +286,7 @@ class ConsistencyReport:
         """Summary, order problems, divergences and the first counterexamples, for failure messages."""
         lines = [self.summary()]
         if self.unordered_keys:
-            shown = ", ".join(_show(key) for key in self.unordered_keys[:5])
+            shown = ", ".join(shown_value(key) for key in self.unordered_keys[:5])
             lines.append(
                 f"writes to {len(self.unordered_keys)} key(s) overlapped in time ({shown}), so their order is "
                 "unknown and those keys were not checked: record one write per key at a time"
@@ -295,11 +300,6 @@ class ConsistencyReport:
         if self.seed is not None and not self.ok:
             lines.append(f"seed {self.seed}: pass seed={self.seed} to cache_consistency.run() to replay these delays")
         return "\n".join(lines)
-
-
-def _show(value: Any, limit: int = 40) -> str:
-    text = repr(value.decode("utf-8", "backslashreplace") if isinstance(value, bytes) else value)
-    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 def _canonical(value: Any) -> Any:

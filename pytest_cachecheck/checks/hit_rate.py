@@ -29,13 +29,26 @@ def evaluate(context: TestContext, params: dict[str, Any]) -> CheckResult:
     stats = compute_stats(events, pattern)
     metrics = {"hit_rate": stats.hit_rate, "reads": stats.reads, "hits": stats.hits, "misses": stats.misses}
     where = f"keys matching {pattern!r}" if pattern != "*" else "all keys"
+    records = context.data.get("server_stats") or []
+    # Reads inside scripts (and from unobserved clients) show only server-side: quoted beside a failure.
+    server = (
+        f"; {records[-1].describe()}" if records and records[-1].keyspace_hits + records[-1].keyspace_misses else ""
+    )
     if stats.hit_rate is None:
+        after = f" after the first {warmup} (warmup)" if warmup else ""
+        if stats.writes:
+            return CheckResult(
+                SPEC.name,
+                FAILED,
+                f"cache_hit_rate: {stats.writes} writes, no reads of {where}{after}: the test filled the cache "
+                f"but never read from it; call the code path that reads through the cache{server}",
+                metrics,
+            )
         return CheckResult(
             SPEC.name,
             FAILED,
-            f"cache_hit_rate: no reads of {where} were observed"
-            + (f" after the first {warmup} (warmup)" if warmup else "")
-            + "; the code under test must read through a redis-py client during the test",
+            f"cache_hit_rate: no reads of {where} were observed{after}; "
+            f"the code under test must read through a redis-py client during the test{server}",
             metrics,
         )
     if stats.hit_rate >= minimum:
@@ -46,7 +59,7 @@ def evaluate(context: TestContext, params: dict[str, Any]) -> CheckResult:
         FAILED,
         f"cache_hit_rate: hit rate {stats.hit_rate:.1%} over {stats.reads} reads of {where} "
         f"({stats.hits} hits, {stats.misses} misses) is below the minimum {minimum:.1%}; "
-        f"most misses: {top}",
+        f"most misses: {top}{server}",
         metrics,
     )
 

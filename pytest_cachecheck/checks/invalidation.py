@@ -22,6 +22,7 @@ from typing import Any
 from ..config import MarkerSpec, Param
 from ..observe.commands import classify
 from ..observe.instrument import Interceptor, intercepting, state
+from ..observe.patterns import shown_value
 from ..observe.server_stats import ServerCounters, ServerStats, ServerStatsProbe, difference
 from .base import FAILED, PASSED, Check, CheckResult, Measurement, TestContext
 from .drive import Call, Procedure, Sleep, drive, is_async
@@ -103,8 +104,9 @@ class ScalingRow:
     commands: int | None  # client-side commands invalidate() sent (most over repetitions)
     keys: int | None  # distinct keys it touched
     names: Counter[str]
-    server_calls: int | None  # server-side calls, Lua included (real-server backends)
+    server_calls: int | None  # server-side calls, Lua included (real-server backends and fake)
     times_ms: tuple[float, ...]
+    server_keys: int | None = None  # keys the server-side commands named or listed, Lua included (fake)
 
     @property
     def median_ms(self) -> float:
@@ -124,6 +126,8 @@ class ScalingRow:
             names = ", ".join(f"{name} {count}" for name, count in self.names.most_common(3))
             sent = f"{self.commands} commands ({names}), {self.keys} keys"
         server = f", {self.server_calls} server-side calls" if self.server_calls is not None else ""
+        if self.server_keys is not None:
+            server += f" touching {self.server_keys} keys"
         return f"{self.size}: {sent}{server}, {self.median_ms:.3f} ms"
 
 
@@ -150,6 +154,7 @@ def o1_problems(rows: Sequence[ScalingRow], slope: float) -> tuple[str, ...]:
         ("client-side commands", [row.commands for row in rows]),
         ("keys touched", [row.keys for row in rows]),
         ("server-side calls", [row.server_calls for row in rows]),
+        ("keys touched server-side", [row.server_keys for row in rows]),
     ):
         known = [value for value in values if value is not None]
         if len(known) == len(values) and len(set(known)) > 1:
@@ -263,6 +268,7 @@ class InvalidationProbe:
         times: dict[int, list[float]] = {size: [] for size in sizes}
         counts: dict[int, list[tuple[int, int, Counter[str]]]] = {size: [] for size in sizes}
         server_calls: dict[int, list[int]] = {size: [] for size in sizes}
+        server_keys: dict[int, list[int]] = {size: [] for size in sizes}
         touched: dict[int, tuple[str, ...]] = {}
         observing = _observing()
         for repetition in range(repeats):
@@ -281,7 +287,10 @@ class InvalidationProbe:
                 touched.setdefault(size, keys)
                 after = self._server_stats.counters() if before is not None and self._server_stats else None
                 if before is not None and after is not None:
-                    server_calls[size].append(difference(before, after).total_calls)
+                    delta = difference(before, after)
+                    server_calls[size].append(delta.total_calls)
+                    if delta.keys_touched is not None:
+                        server_keys[size].append(delta.keys_touched)
         rows = tuple(
             ScalingRow(
                 size=size,
@@ -290,6 +299,7 @@ class InvalidationProbe:
                 names=max(counts[size], key=lambda entry: entry[0])[2],
                 server_calls=max(server_calls[size]) if len(server_calls[size]) == repeats else None,
                 times_ms=tuple(times[size]),
+                server_keys=max(server_keys[size]) if len(server_keys[size]) == repeats else None,
             )
             for size in sizes
         )
@@ -335,7 +345,8 @@ def _check_latency(results: Sequence[Visibility], max_ms: float) -> str | None:
         first = unseen[0]
         return (
             f"{len(unseen)} of {len(results)} writes never became visible: after {first.latency_ms:.1f} ms and "
-            f"{first.reads} reads the cache still returned {first.last_value!r}; {first.describe()}"
+            f"{first.reads} reads the cache still returned {shown_value(first.last_value, 80, as_text=False)}; "
+            f"{first.describe()}"
         )
     worst = max(results, key=lambda result: result.latency_ms)
     if worst.latency_ms > max_ms:

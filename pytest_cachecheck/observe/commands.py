@@ -413,11 +413,22 @@ def classify_single(args: tuple[Any, ...], reply: Any) -> tuple[str, str, str] |
         if outcome_of is None:
             return None
     key = args[1]
-    return (
-        name,
-        key if type(key) is str else key_text(key),
-        ERROR if isinstance(reply, BaseException) else outcome_of(reply),
-    )
+    outcome = ERROR if isinstance(reply, BaseException) else outcome_of(reply)
+    if not reply and outcome == WRITE and not_written(name, args, reply):
+        outcome = OTHER
+    return name, key if type(key) is str else key_text(key), outcome
+
+
+# Conditional writes whose reply says they did not happen (the NX/XX condition failed).
+_SKIPPED_WHEN_FALSE = frozenset({"SETNX", "HSETNX", "MSETNX"})
+
+
+def not_written(name: str, args: tuple[Any, ...], reply: Any) -> bool:
+    """A conditional write that wrote nothing: ``SET ... NX`` answered nil (without ``GET``,
+    whose nil means "there was no old value"), ``SETNX``/``HSETNX``/``MSETNX`` answered 0."""
+    if name == "SET":
+        return reply is None and not any(word(arg) == "GET" for arg in args[3:] if isinstance(arg, (str, bytes)))
+    return name in _SKIPPED_WHEN_FALSE and reply is not None and not reply
 
 
 def classify(args: tuple[Any, ...], reply: Any) -> tuple[str, tuple[str, ...], tuple[str, ...]]:
@@ -445,7 +456,8 @@ def classify(args: tuple[Any, ...], reply: Any) -> tuple[str, tuple[str, ...], t
     if kind == DEST_WRITE:
         return name, keys, ((WRITE,) + (OTHER,) * (len(keys) - 1)) if keys else (OTHER,)
     # A write that names no key (SORT without STORE, XGROUP CREATE without MKSTREAM) wrote nothing.
-    outcome = OTHER if kind == WRITES and not keys else _ONE_OUTCOME[kind](reply)
+    skipped = kind == WRITES and (not keys or (not reply and not_written(name, args, reply)))
+    outcome = OTHER if skipped else _ONE_OUTCOME[kind](reply)
     return name, keys, (outcome,) * max(len(keys), 1)
 
 

@@ -97,7 +97,7 @@ class OwnCommands:
         hits = misses = 0
         if isinstance(replies, list) and len(replies) == len(commands):
             for name, args, reply in zip(names, commands, replies):
-                hit, miss = _keyspace_effect(name, args, reply)
+                hit, miss = keyspace_effect(name, args, reply)
                 hits += hit
                 misses += miss
         with self._lock:
@@ -145,7 +145,7 @@ def own_command_name(args: tuple[Any, ...]) -> str:
 _MISSING_TTL = ("PTTL", "TTL", "PEXPIRETIME", "EXPIRETIME")
 
 
-def _keyspace_effect(name: str, args: tuple[Any, ...], reply: Any) -> tuple[int, int]:
+def keyspace_effect(name: str, args: tuple[Any, ...], reply: Any) -> tuple[int, int]:
     """``(hits, misses)`` the server counted for one of the plugin's own commands; (0, 0) when not known."""
     if isinstance(reply, BaseException):
         return 0, 0

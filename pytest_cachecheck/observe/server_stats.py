@@ -43,6 +43,7 @@ class ServerCounters:
     own_calls: Counter[str] = field(default_factory=Counter)
     own_keyspace_hits: int = 0
     own_keyspace_misses: int = 0
+    keys_touched: int | None = None  # keys the server's commands named or listed (the fake server's view only)
 
 
 @dataclass(frozen=True)
@@ -54,6 +55,7 @@ class ServerStats:
     calls: Counter[str] = field(default_factory=Counter)
     usec: Counter[str] = field(default_factory=Counter)
     plugin_calls: Counter[str] = field(default_factory=Counter)  # the plugin's own, left out of ``calls``
+    keys_touched: int | None = None  # keys named or listed by the commands the server ran (fake server only)
 
     @property
     def hit_rate(self) -> float | None:
@@ -78,9 +80,10 @@ class ServerStats:
         """One line: ``server-side: 12 commands (GET 10, KEYS 2) in 0.05 ms, keyspace 8 hits / 2 misses``."""
         commands = ", ".join(f"{name} {calls}" for name, calls in self.calls.most_common(top))
         more = " ..." if len(self.calls) > top else ""
+        touched = f", {self.keys_touched} keys touched" if self.keys_touched is not None else ""
         return (
             f"server-side: {self.total_calls} commands ({commands or 'none'}{more}) in {self.total_ms:.3f} ms, "
-            f"keyspace {self.keyspace_hits} hits / {self.keyspace_misses} misses"
+            f"keyspace {self.keyspace_hits} hits / {self.keyspace_misses} misses{touched}"
         )
 
     def as_dict(self) -> dict[str, Any]:
@@ -89,6 +92,7 @@ class ServerStats:
             "keyspace_misses": self.keyspace_misses,
             "calls": dict(self.calls),
             "usec": dict(self.usec),
+            "keys_touched": self.keys_touched,
         }
 
 
@@ -157,29 +161,40 @@ def difference(before: ServerCounters, after: ServerCounters) -> ServerStats:
         calls=calls,
         usec=usec,
         plugin_calls=plugin,
+        keys_touched=(
+            after.keys_touched - before.keys_touched
+            if after.keys_touched is not None and before.keys_touched is not None
+            else None
+        ),
     )
 
 
 class ServerStatsProbe:
-    """Reads the counters of the backend's server on a connection of its own.
+    """Reads the counters of the backend's server: on a connection of its own, or on the
+    ``fake`` backend straight from the fake server's view (``fake_server.ServerView``).
 
-    Unavailable (every read returns None) on the in-process ``fake`` backend and, after
-    the first refusal, on a server that does not allow ``INFO`` (ACLs on a shared server).
+    Unavailable (every read returns None) on a ``fake`` backend whose fakeredis offers no
+    view and, after the first refusal, on a server that does not allow ``INFO`` (ACLs on a
+    shared server).
     """
 
     def __init__(self, backend: Any) -> None:
         self._backend = backend
         self._client: Any = None
-        self.available = getattr(backend, "name", "") in REAL_SERVER_BACKENDS
+        self.available = getattr(backend, "name", "") in REAL_SERVER_BACKENDS or _view(backend) is not None
 
     def counters(self) -> ServerCounters | None:
         if not self.available:
             return None
         try:
-            with unobserved():
-                if self._client is None:
-                    self._client = self._backend.client()
-                counters = self._read(self._client)
+            view = _view(self._backend)
+            if view is not None:
+                counters = view.counters()
+            else:
+                with unobserved():
+                    if self._client is None:
+                        self._client = self._backend.client()
+                    counters = self._read(self._client)
         except Exception:  # any refusal means: no server-side view, not a broken test
             self.available = False
             return None
@@ -214,6 +229,11 @@ class ServerStatsProbe:
         if client is not None:
             with contextlib.suppress(Exception):
                 client.close()
+
+
+def _view(backend: Any) -> Any:
+    """The fake server's own view of what it executed, when the backend has one."""
+    return getattr(backend, "server_view", None)
 
 
 def _read_cluster(client: Any) -> ServerCounters:

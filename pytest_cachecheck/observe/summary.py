@@ -21,7 +21,7 @@ from .events import Event
 from .instrument import RawEvent
 from .patterns import MATCH_ALL, key_shape, matcher
 from .stats import HitRate
-from .ttl import keys_without_ttl
+from .ttl import KeysAtEnd, keys_without_ttl
 
 # Histogram buckets: values below 2**SUB_BITS+1 ns are exact; above, each power of two
 # is split in 2**SUB_BITS buckets, so a bucket's width is at most 1/64 (1.6 %) of its value.
@@ -348,12 +348,22 @@ class RunSummary:
         records: Sequence[RawEvent],
         measurements: Sequence[Any] = (),
         checks: Sequence[dict[str, Any]] = (),
+        keys_at_end: KeysAtEnd | None = None,
     ) -> dict[str, Any]:
-        """Fold in one finished test from its raw records; returns its own metrics (for ``user_properties``)."""
-        return self._fold(nodeid, _record_rows(records), measurements, checks)
+        """Fold in one finished test from its raw records; returns its own metrics (for ``user_properties``).
+
+        ``keys_at_end`` (backends the plugin owns): the database at the end of the test body,
+        which ``keys_without_ttl`` then judges whole, as the ``cache_ttl`` marker does.
+        """
+        return self._fold(nodeid, _record_rows(records), measurements, checks, keys_at_end)
 
     def _fold(
-        self, nodeid: str, rows: Iterable[_Row], measurements: Sequence[Any], checks: Sequence[dict[str, Any]]
+        self,
+        nodeid: str,
+        rows: Iterable[_Row],
+        measurements: Sequence[Any],
+        checks: Sequence[dict[str, Any]],
+        keys_at_end: KeysAtEnd | None = None,
     ) -> dict[str, Any]:
         """Single-key commands (nearly all) are first grouped by (key shape, matching
         target patterns, command, outcome), which takes one cached lookup per command;
@@ -397,7 +407,9 @@ class RunSummary:
         self.patterns[MATCH_ALL].add_group(everything)
         for (is_shape, name), group in groups.items():
             (self._shape_summary(name) if is_shape else self.patterns[name]).add_group(group)
-        if ttl_input:
+        if keys_at_end is not None and self.track_ttl:
+            self._add_ttl_counts(list(keys_at_end.pttl_ms), keys_at_end.without_ttl())
+        elif ttl_input:
             self._add_ttl([event for event, _ in ttl_input], [record for _, record in ttl_input])
         self._add_measurements(nodeid, measurements)
         metrics = _test_metrics(everything.outcomes, durations)
@@ -428,7 +440,9 @@ class RunSummary:
         written = {key for event in events for key, outcome in zip(event.keys, event.outcomes) if outcome == WRITE}
         if not written:
             return
-        without = keys_without_ttl(events, records)
+        self._add_ttl_counts(list(written), keys_without_ttl(events, records))
+
+    def _add_ttl_counts(self, written: Sequence[str], without: Sequence[str]) -> None:
         self.patterns[MATCH_ALL].add_ttl(len(written), without)
         if len(self.patterns) == 1:
             return

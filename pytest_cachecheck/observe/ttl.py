@@ -14,17 +14,27 @@ observed commands in order and tracks, per key, whether it currently has a TTL:
 
 Deterministic and without a server round trip: every test starts on an empty
 database, so the replay knows every key's state. Commands inside Lua scripts are
-invisible client-side and are not counted.
+invisible client-side: on backends the plugin owns, ``read_keys_at_end`` gives the
+database itself at the end of the test body (every key there is the test's, scripts
+included), and the ``cache_ttl`` check and the ``keys_without_ttl`` target both judge
+that instead of the replay.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
+from time import perf_counter_ns
 from typing import Any
 
 from .commands import ERROR, HIT, WRITE, key_text
 from .events import Event
-from .instrument import RawEvent
+from .instrument import RawEvent, unobserved
+
+# Backends whose database is empty when a test starts: what is there at its end is the test's.
+OWNED_BACKENDS = frozenset({"fake", "server", "docker", "cluster"})
+NO_TTL = -1
+_BATCH = 1000
 
 _EXPIRY_OPTIONS = frozenset({"EX", "PX", "EXAT", "PXAT"})
 GIVES_TTL = frozenset({"SETEX", "PSETEX", "EXPIRE", "PEXPIRE", "EXPIREAT", "PEXPIREAT"})
@@ -116,3 +126,37 @@ def _apply_write(command: str, keys: tuple[str, ...], args: tuple[Any, ...], has
     elif command not in _NEVER_CREATES:
         for key in dict.fromkeys(keys):
             has_ttl.setdefault(key, False)
+
+
+@dataclass(frozen=True)
+class KeysAtEnd:
+    """Every key in the test's database when its body ended, with its PTTL (ms, -1: none),
+    and when that was read (``perf_counter_ns``), to date the TTLs against the writes."""
+
+    pttl_ms: dict[str, int]
+    body_start_ns: int
+    read_start_ns: int
+    read_end_ns: int
+
+    def without_ttl(self) -> list[str]:
+        return [key for key, pttl in self.pttl_ms.items() if pttl == NO_TTL]
+
+
+def read_keys_at_end(client: Any, body_start_ns: int) -> KeysAtEnd | None:
+    """``SCAN`` the whole database and ``PTTL`` each key (the plugin's own commands); None if refused."""
+    try:
+        with unobserved():
+            read_start = perf_counter_ns()
+            keys = list(dict.fromkeys(client.scan_iter(count=_BATCH)))
+            pttls: dict[str, int] = {}
+            for index in range(0, len(keys), _BATCH):
+                chunk = keys[index : index + _BATCH]
+                pipe = client.pipeline(transaction=False)
+                for key in chunk:
+                    pipe.pttl(key)
+                for key, pttl in zip(chunk, pipe.execute()):
+                    if int(pttl) != -2:  # expired meanwhile
+                        pttls[key_text(key)] = int(pttl)
+            return KeysAtEnd(pttls, body_start_ns, read_start, perf_counter_ns())
+    except Exception:  # a refused SCAN (ACLs) leaves the checks on what the client saw
+        return None

@@ -100,3 +100,19 @@ DISTINCT = 20
 @pytest.fixture
 def workload() -> list[int]:
     return list(WORKLOAD)
+
+
+@pytest.fixture(params=["server", "fake"])
+def either_redis(request: pytest.FixtureRequest) -> Iterator[RealRedis]:
+    """The real server, then the fake backend's server over TCP (``cache_url``): its ``INFO`` counters
+    come from the fake server's own view of what it executed, so the same comparison holds on it."""
+    if request.param == "server":
+        yield request.getfixturevalue("real_redis")
+        return
+    cache_server = request.getfixturevalue("cache_server")
+    if getattr(cache_server, "backend", None) != "fake":
+        pytest.skip("the fake row runs when the run's backend is fake (the default)")
+    request.getfixturevalue("cache_url")  # an empty database, cleaned after the test
+    server = RealRedis(cache_server.host, cache_server.port)
+    yield server
+    server.close()
