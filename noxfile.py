@@ -13,6 +13,10 @@ browser check of the HTML report (it needs chromium): what a plain Debian box wi
 
 from __future__ import annotations
 
+import shutil
+import tarfile
+from pathlib import Path
+
 import nox
 
 nox.options.default_venv_backend = "venv"
@@ -20,7 +24,7 @@ nox.options.reuse_existing_virtualenvs = False
 nox.options.error_on_missing_interpreters = True
 
 #: The oldest release of each supported line (the floors in pyproject.toml).
-OLDEST = {"redis": "redis==5.0.8", "fakeredis": "fakeredis[lua]==2.25.0", "pytest": "pytest==7.4.4"}
+OLDEST = {"redis": "redis==5.0.8", "fakeredis": "fakeredis[lua]==2.34.0", "pytest": "pytest==7.4.4"}
 #: The newest release of each (unpinned: whatever the index has today).
 NEWEST = {"redis": "redis", "fakeredis": "fakeredis[lua]", "pytest": "pytest"}
 
@@ -41,6 +45,10 @@ CELLS: dict[str, dict[str, str]] = {
     "oldest": dict(OLDEST),
     "newest": {**NEWEST, "valkey": "valkey"},
 }
+
+#: What the source release must carry besides the package: the means to test it and to read about it.
+SDIST_CARRIES = ("conftest.py", "tests/compat/conftest.py", "tests/test_backends.py", "docs/ci.md", "README.md",
+                 "CHANGELOG.md", "LICENSE", "noxfile.py")
 
 #: The core suite: no caching libraries, no Docker engine, no browser.
 CORE = ["tests", "--ignore=tests/compat", "--ignore=tests/test_backend_docker.py",
@@ -74,3 +82,30 @@ def _cell(name: str, pins: dict[str, str]) -> None:
 
 for _name, _pins in CELLS.items():
     _cell(_name, _pins)
+
+
+@nox.session(name="release")
+def release(session: nox.Session) -> None:
+    """sdist + wheel, twine check, the wheel alone in a clean venv registers the plugin."""
+    session.install("build", "twine")
+    dist = Path(session.create_tmp()) / "dist"
+    shutil.rmtree(dist, ignore_errors=True)
+    session.run("python", "-m", "build", "--outdir", str(dist))
+    built = sorted(str(path) for path in dist.iterdir())
+    session.run("python", "-m", "twine", "check", "--strict", *built)
+    sdist = next(path for path in built if path.endswith(".tar.gz"))
+    with tarfile.open(sdist) as archive:
+        names = {name.split("/", 1)[1] for name in archive.getnames() if "/" in name}
+    missing = [name for name in SDIST_CARRIES if name not in names]
+    if missing:
+        session.error(f"the sdist lacks {', '.join(missing)}")
+    clean = Path(session.create_tmp()) / "clean"
+    shutil.rmtree(clean, ignore_errors=True)
+    session.run("python", "-m", "venv", str(clean))
+    wheel = next(path for path in built if path.endswith(".whl"))
+    session.run(str(clean / "bin" / "python"), "-m", "pip", "install", "-q", wheel, external=True)
+    help_text = session.run(str(clean / "bin" / "pytest"), "--help", external=True, silent=True) or ""
+    absent = [option for option in ("--cache-backend", "--cache-targets", "--cache-report") if option not in help_text]
+    if absent:
+        session.error(f"pytest --help from the installed wheel lacks {', '.join(absent)}")
+    session.log(f"release ok: {', '.join(Path(path).name for path in built)}")

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import socketserver
 import threading
 from collections.abc import Callable
 from typing import Any
@@ -11,23 +10,6 @@ import fakeredis
 
 from ..observe.instrument import unobserved
 from .base import ServerInfo
-
-
-def _relay_handler(handler: type[socketserver.BaseRequestHandler]) -> type[socketserver.BaseRequestHandler]:
-    """The TCP server's request handler, adjusted for the plugin.
-
-    Replies are written in pieces: without TCP_NODELAY, Nagle's algorithm and the client's
-    delayed ACK stall every pipeline by ~40 ms. And fakeredis before 2.33 runs each relayed
-    command through a ``FakeRedis`` client of its own (later releases feed the connection
-    directly): that client is a redis-py client the plugin observes, so without ``unobserved()``
-    every command sent over ``cache_url`` would be recorded twice, once as the application's.
-    """
-
-    def handle(self: socketserver.BaseRequestHandler) -> None:
-        with unobserved():
-            handler.handle(self)
-
-    return type("RelayHandler", (handler,), {"disable_nagle_algorithm": True, "handle": handle})
 
 
 class FakeBackend:
@@ -61,7 +43,10 @@ class FakeBackend:
         if self._tcp is None:
             tcp = fakeredis.TcpFakeServer(("127.0.0.1", 0))
             tcp.fake_server = self._server()  # type: ignore[assignment]  # serve the same data
-            tcp.RequestHandlerClass = _relay_handler(tcp.RequestHandlerClass)  # type: ignore[arg-type]  # a class, typed as its call
+            # Replies are written in pieces: without TCP_NODELAY, Nagle's algorithm and the
+            # client's delayed ACK stall every pipeline by ~40 ms.
+            handler: type = tcp.RequestHandlerClass  # type: ignore[assignment]
+            tcp.RequestHandlerClass = type("NoDelayHandler", (handler,), {"disable_nagle_algorithm": True})
             thread = threading.Thread(target=tcp.serve_forever, name="cachecheck-fakeredis-tcp", daemon=True)
             thread.start()
             self._tcp, self._tcp_thread = tcp, thread
