@@ -26,8 +26,9 @@ nox.options.error_on_missing_interpreters = True
 #: The floors in pyproject.toml, each the oldest release that passes: redis-py 5.0.0 lacks
 #: ``redis.asyncio.Redis.from_pool`` (the server and url backends' async clients); fakeredis
 #: before 2.34 cannot serve redis-py 8's ``HELLO 3`` over TCP (``cache_url``), and 2.20-2.24 have
-#: no ``TcpFakeServer`` at all; 2.34.0 warns (DeprecationWarning, retry_on_timeout) on every client with redis-py 8.
-OLDEST = {"redis": "redis==5.0.1", "fakeredis": "fakeredis[lua]==2.34.1", "pytest": "pytest==7.4.0"}
+#: no ``TcpFakeServer`` at all; before 2.39 its TCP server answers RESP2 clients (redis-py < 8) with RESP3
+#: nulls (``_``: "Protocol Error"); 2.34.0 warns (``retry_on_timeout``) on every client under redis-py 8.
+OLDEST = {"redis": "redis==5.0.1", "fakeredis": "fakeredis[lua]==2.39.0", "pytest": "pytest==7.4.0"}
 #: The newest release of each (unpinned: whatever the index has today).
 NEWEST = {"redis": "redis", "fakeredis": "fakeredis[lua]", "pytest": "pytest"}
 
