@@ -3,8 +3,9 @@
 #   1. system parts the real-server tests need: redis-server, chromium (HTML report check),
 #      a Docker engine and a local Redis image (docker backend tests) — each only if missing;
 #   2. a virtualenv in .venv with the package, its test and example extras;
-#   3. ruff and mypy, then the suite with two xdist workers, then the example apps on the
-#      fake backend with their run-wide targets and on a real redis-server.
+#   3. ruff and mypy, then the suite with two xdist workers, then the diagonal of the version
+#      matrix and the release checks (nox), then the example apps on the fake backend with
+#      their run-wide targets and on a real redis-server.
 # Extra arguments go to the suite's pytest.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -29,12 +30,17 @@ fi
 python3 -m venv .venv
 . .venv/bin/activate
 python -m pip install -q --upgrade pip
-python -m pip install -q -e '.[test,examples]'
+python -m pip install -q -e '.[dev,examples]'
 
-ruff check pytest_cachecheck tests benchmarks examples
+ruff check pytest_cachecheck tests benchmarks examples noxfile.py conftest.py
 mypy
 
 python -m pytest -n 2 "$@"
+
+# The diagonal of the version matrix (noxfile.py): the core suite on every declared floor
+# together, and on every newest release together (with valkey-py); then the release checks
+# (sdist + wheel, twine check, the wheel alone in a clean venv). Each cell is a fresh venv.
+nox -s oldest newest release
 
 # The examples check the reports' claims. Their timing claims (Redis op p99 <= 5 ms, invalidation
 # <= 10 ms, ...) hold on an unloaded machine; a shared CI host has slow spells (seen: p99 three to

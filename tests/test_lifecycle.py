@@ -89,7 +89,16 @@ def start_run(tmp_path: Path, test_source: str, backend_args: list[str], extra: 
     env.pop("PYTEST_XDIST_WORKER", None)
     env.pop("PYTEST_XDIST_TESTRUNUID", None)
     command = [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-q", *backend_args, *extra, "test_run.py"]
-    return subprocess.Popen(command, cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    # SIGINT back to its default: a suite started in the background by a non-interactive shell
+    # (a CI runner, nox in the background) inherits it ignored, and the inner run would never see Ctrl-C
+    return subprocess.Popen(
+        command,
+        cwd=tmp_path,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+    )
 
 
 def wait_ready(process: subprocess.Popen, ready: Path, timeout: float = 60) -> dict:

@@ -8,6 +8,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+import redis
+from redis.backoff import NoBackoff
+from redis.retry import Retry
+
 
 class BackendError(Exception):
     """A backend could not give the test an isolated Redis; the message is one line for the user."""
@@ -88,3 +92,19 @@ def ping(host: str, port: int, timeout: float = 0.2) -> bool:
             return conn.recv(64).startswith((b"+PONG", b"-NOAUTH", b"-LOADING"))
     except OSError:
         return False
+
+
+def admin_client(host: str, port: int) -> redis.Redis:
+    """The backend's own kept-open connection (flushes, ``INFO``), reopened once if the server dropped it.
+
+    A real outage (``cache_faults.outage(real=True, mode="stop")``) restarts the server under
+    it. redis-py 6 and later retry a dead connection by default, 5.x does not: without the
+    explicit retry, the next test's ``FLUSHALL`` on 5.x fails with "Connection closed by server".
+    """
+    return redis.Redis(
+        host=host,
+        port=port,
+        single_connection_client=True,
+        retry=Retry(NoBackoff(), 1),
+        retry_on_error=[redis.ConnectionError],
+    )

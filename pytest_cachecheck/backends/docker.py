@@ -30,7 +30,7 @@ import redis
 import redis.asyncio
 
 from ..observe.instrument import unobserved
-from .base import BackendError, ServerInfo, free_port, ping, worker_index
+from .base import BackendError, ServerInfo, admin_client, free_port, ping, worker_index
 
 LABEL = "pytest-cachecheck"
 LABEL_RUN = "pytest-cachecheck.run"
@@ -159,7 +159,7 @@ class DockerBackend:
         try:
             self._run_container()
             self._wait_ready()
-            self._admin = redis.Redis(host="127.0.0.1", port=self.port, single_connection_client=True)
+            self._admin = admin_client("127.0.0.1", self.port)
             with unobserved():
                 version = str(self._admin.info("server").get("redis_version", "unknown"))
         except BaseException:

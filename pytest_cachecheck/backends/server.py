@@ -9,7 +9,7 @@ import redis
 import redis.asyncio
 
 from ..observe.instrument import unobserved
-from .base import ASYNC_POOL_SIZE, ServerInfo
+from .base import ASYNC_POOL_SIZE, ServerInfo, admin_client
 from .process import RedisProcess
 
 
@@ -29,7 +29,7 @@ class ServerBackend:
         if self._info is None:
             self.process = RedisProcess(self.binary)
             host, port = self.process.host, self.process.port
-            self._admin = redis.Redis(host=host, port=port, single_connection_client=True)
+            self._admin = admin_client(host, port)
             self._pool = redis.ConnectionPool(host=host, port=port)
             with unobserved():
                 version = str(self._admin.info("server").get("redis_version", "unknown"))
