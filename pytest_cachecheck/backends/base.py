@@ -6,6 +6,7 @@ import os
 import socket
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Protocol
 
 
@@ -76,3 +77,27 @@ def ping(host: str, port: int, timeout: float = 0.2) -> bool:
             return conn.recv(64).startswith((b"+PONG", b"-NOAUTH", b"-LOADING"))
     except OSError:
         return False
+
+
+def process_started(pid: int) -> str:
+    """The process's start time in clock ticks since boot ("" when unknown): tells pid reuse apart."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return ""
+    return stat.rsplit(")", 1)[1].split()[19]
+
+
+def process_alive(pid: int, started: str) -> bool:
+    """Does process ``pid``, started at ``started`` ("" when not recorded), still run on this host?
+
+    The start time guards against pid reuse: a new process under a dead owner's pid is not the owner.
+    When in doubt (no permission to signal it, start time unreadable) it counts as alive.
+    """
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        pass
+    return not started or process_started(pid) in ("", started)
