@@ -79,20 +79,26 @@ def ping(host: str, port: int, timeout: float = 0.2) -> bool:
         return False
 
 
+def _stat(pid: int) -> list[str]:
+    """Fields of ``/proc/PID/stat`` after the command name (state first); [] when unreadable."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except (OSError, IndexError):
+        return []
+
+
 def process_started(pid: int) -> str:
     """The process's start time in clock ticks since boot ("" when unknown): tells pid reuse apart."""
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return ""
-    return stat.rsplit(")", 1)[1].split()[19]
+    fields = _stat(pid)
+    return fields[19] if len(fields) > 19 else ""
 
 
 def process_alive(pid: int, started: str) -> bool:
     """Does process ``pid``, started at ``started`` ("" when not recorded), still run on this host?
 
     The start time guards against pid reuse: a new process under a dead owner's pid is not the owner.
-    When in doubt (no permission to signal it, start time unreadable) it counts as alive.
+    A zombie (killed, not yet reaped: common where pid 1 does not reap orphans) is dead.
+    When in doubt (no permission to signal it, /proc unreadable) it counts as alive.
     """
     try:
         os.kill(pid, 0)
@@ -100,4 +106,7 @@ def process_alive(pid: int, started: str) -> bool:
         return False
     except PermissionError:
         pass
-    return not started or process_started(pid) in ("", started)
+    fields = _stat(pid)
+    if fields and fields[0] == "Z":
+        return False
+    return not started or not fields or fields[19] == started

@@ -171,10 +171,11 @@ class RedisProcess:
         self.process: subprocess.Popen[bytes] | None = None
         self._port_given = port is not None
         self.port = port or free_port(host)
+        _live.add(self)  # from here on a signal's stop_all removes the directory, also before the spawn
         try:
             self._spawn()
         except BackendError:
-            shutil.rmtree(self.directory, ignore_errors=True)  # nothing ran: nothing of ours to keep
+            self.stop()  # nothing ran: nothing of ours to keep
             raise
         if wait:
             self.await_ready()
