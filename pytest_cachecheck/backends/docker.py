@@ -176,6 +176,10 @@ class DockerBackend:
         except docker.errors.ImageNotFound:
             pass
         except (docker.errors.APIError, docker.errors.NullResource) as exc:
+            if isinstance(exc, docker.errors.APIError) and not exc.is_client_error():
+                raise BackendError(
+                    f"--cache-image {self.image!r}: the engine cannot look it up ({_engine_says(exc)})"
+                ) from None
             raise BackendError(
                 f"--cache-image {self.image!r}: not a valid image reference ({_engine_says(exc)}); expected "
                 "[REGISTRY/]NAME[:TAG] in lower case without spaces, e.g. redis:7 or cachecheck/redis:local"
