@@ -7,6 +7,7 @@ import re
 import socket
 import subprocess
 import sys
+import time
 
 import pytest
 from docker_support import docker_engine_or_skip, docker_image_or_skip
@@ -120,3 +121,70 @@ def test_missing_image_and_unreachable_engine_are_one_line_errors(
             "--cache-backend server"
         ]
     )
+
+
+SIGNAL_DURING_CREATE = """
+import os, signal, threading, time
+
+import docker.api.client
+
+SIGNUM = signal.{signum}
+WHEN = "{when}"
+_post = docker.api.client.APIClient._post
+
+
+def _post_then_signal(self, url, *args, **kwargs):
+    # A real signal to the main thread while it waits for the engine's answer to the create
+    # request ("create": sent from another thread 20 ms after the request), or between create
+    # and start ("start").
+    if WHEN in url.rsplit("/", 1)[-1]:
+        with open(os.environ["CACHECHECK_OWNER_FILE"], "w") as out:
+            out.write(str(os.getpid()))
+        if WHEN == "start":
+            os.kill(os.getpid(), SIGNUM)
+        else:
+            main = threading.main_thread().ident
+            threading.Thread(target=lambda: (time.sleep(0.02), signal.pthread_kill(main, SIGNUM))).start()
+    return _post(self, url, *args, **kwargs)
+
+
+docker.api.client.APIClient._post = _post_then_signal
+"""
+
+
+@pytest.mark.parametrize("signum", ["SIGINT", "SIGTERM"])
+@pytest.mark.parametrize("when", ["create", "start"])
+def test_signal_while_the_container_is_created_leaves_none(pytester: pytest.Pytester, signum: str, when: str) -> None:
+    """The signal lands while ``containers.run`` waits for the engine: no container was handed back
+    to the backend, yet the one the engine creates must go too (by the run's labels)."""
+    image = docker_image_or_skip()
+    client = docker_engine_or_skip()
+    pytester.makeconftest(SIGNAL_DURING_CREATE.format(signum=signum, when=when))
+    pytester.makepyfile(test_one="def test_one(cache_redis):\n    cache_redis.set('k', 1)\n")
+    owner_file = pytester.path / "owner.txt"
+    pytester._monkeypatch.setenv("CACHECHECK_OWNER_FILE", str(owner_file))
+    result = pytester.runpytest_subprocess(
+        "-p", "no:cacheprovider", "--cache-backend", "docker", "--cache-image", image, timeout=120
+    )
+    assert result.ret != 0, result.stdout.str()
+    owner = int(owner_file.read_text())
+    filters = {"label": [f"{LABEL_PID}={owner}"]}
+    deadline = time.monotonic() + 30
+    while client.containers.list(all=True, ignore_removed=True, filters=filters) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert client.containers.list(all=True, ignore_removed=True, filters=filters) == []
+
+
+def test_malformed_image_reference_is_a_one_line_error(pytester: pytest.Pytester) -> None:
+    docker_engine_or_skip()
+    pytester.makepyfile(test_one="def test_one(cache_redis):\n    pass\n")
+    result = pytester.runpytest("-p", "no:cacheprovider", "--cache-backend", "docker", "--cache-image", "Bad Name")
+    result.assert_outcomes(errors=1)
+    result.stdout.fnmatch_lines(
+        [
+            "*cache backend 'docker': --cache-image 'Bad Name': not a valid image reference (*invalid reference "
+            "format*); expected [[]REGISTRY/[]]NAME[[]:TAG[]] in lower case without spaces, e.g. redis:7 or "
+            "cachecheck/redis:local"
+        ]
+    )
+    assert "Traceback" not in result.stdout.str() and "APIError" not in result.stdout.str()

@@ -18,6 +18,7 @@ from pathlib import Path
 import pytest
 from docker_support import docker_engine_or_skip, docker_image_or_skip
 
+from pytest_cachecheck.backends.base import process_started
 from pytest_cachecheck.backends.docker import LABEL_PID
 
 pytestmark = pytest.mark.skipif(shutil.which("redis-server") is None, reason="redis-server is not installed")
@@ -163,3 +164,94 @@ def test_crashed_xdist_worker_leaves_nothing(tmp_path: Path, backend: str) -> No
     crashed = json.loads((tmp_path / "ready.json").read_text())
     servers, containers = eventually_clean(str(tmp_path / "tmp"), client, [crashed["pid"]], within=15)
     assert servers == [] and containers == []
+
+
+def follow_up_run(tmp_path: Path, backend: str) -> subprocess.CompletedProcess:
+    """A normal run in the same TMPDIR as the killed one, as the next CI job on the machine would be."""
+    follow = tmp_path / "follow"
+    follow.mkdir()
+    (follow / "test_next.py").write_text("def test_next(cache_redis):\n    cache_redis.set('k', 1)\n")
+    env = dict(os.environ, TMPDIR=str(tmp_path / "tmp"))
+    env.pop("PYTEST_XDIST_WORKER", None)
+    command = [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-q", "--cache-backend", backend]
+    return subprocess.run(command, cwd=follow, env=env, capture_output=True, text=True, timeout=120)
+
+
+def work_dirs(tmp_path: Path) -> list[str]:
+    return sorted(path.name for path in (tmp_path / "tmp").glob("cachecheck-redis-*"))
+
+
+@pytest.mark.parametrize("backend", ["server", "cluster"])
+def test_next_run_removes_what_a_sigkilled_run_left(tmp_path: Path, backend: str) -> None:
+    process = start_run(tmp_path, HANGING_TEST, ["--cache-backend", backend])
+    try:
+        wait_ready(process, tmp_path / "ready.json")
+        process.send_signal(signal.SIGKILL)
+        process.wait(timeout=30)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+    left = work_dirs(tmp_path)
+    assert len(left) == (3 if backend == "cluster" else 1), "SIGKILL leaves the work dirs: nothing can run"
+    assert all(name.startswith(f"cachecheck-redis-{process.pid}-") for name in left)
+    follow = follow_up_run(tmp_path, backend)
+    assert follow.returncode == 0, follow.stdout[-2000:]
+    assert work_dirs(tmp_path) == []
+    assert our_servers(str(tmp_path / "tmp")) == []
+
+
+def test_sweep_stops_a_dead_runs_server_and_never_touches_a_live_owners(tmp_path: Path) -> None:
+    """Dirs by owner: dead (its redis-server still running, as without a parent-death signal), alive (this
+    process), dead but its server.pid naming a process with another start time (pid reuse), unknown (old name)."""
+    run_tmp = tmp_path / "tmp"
+    run_tmp.mkdir()
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    me = os.getpid()
+
+    def work_dir(name: str, server: subprocess.Popen, started: str | None = None) -> Path:
+        directory = run_tmp / name
+        directory.mkdir()
+        (directory / "server.pid").write_text(f"{server.pid} {started or process_started(server.pid)}\n")
+        return directory
+
+    def redis_server(directory: Path) -> subprocess.Popen:
+        """A real redis-server on a unix socket only (no port of anyone's taken), running when returned."""
+        directory.mkdir()
+        socket_path = directory / "redis.sock"
+        command = [
+            "redis-server",
+            "--port",
+            "0",
+            "--unixsocket",
+            str(socket_path),
+            "--save",
+            "",
+            "--dir",
+            str(directory),
+        ]
+        server = subprocess.Popen(command, stdout=subprocess.DEVNULL, start_new_session=True)
+        deadline = time.monotonic() + 10
+        while not socket_path.exists() and server.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert server.poll() is None, "the stand-in redis-server did not start"
+        return server
+
+    servers = [redis_server(tmp_path / f"s{index}") for index in range(3)]
+    try:
+        orphan = work_dir(f"cachecheck-redis-{dead.pid}-{process_started(me)}-aaaaaaaa", servers[0])
+        live = work_dir(f"cachecheck-redis-{me}-{process_started(me)}-bbbbbbbb", servers[1])
+        reused = work_dir(f"cachecheck-redis-{dead.pid}-1-cccccccc", servers[2], started="1")
+        unknown = run_tmp / "cachecheck-redis-dddddddd"
+        unknown.mkdir()
+        follow = follow_up_run(tmp_path, "server")
+        assert follow.returncode == 0, follow.stdout[-2000:]
+        assert servers[0].wait(timeout=10) == -signal.SIGKILL
+        assert not orphan.exists() and not reused.exists()
+        assert live.exists() and unknown.exists()
+        assert servers[1].poll() is None and servers[2].poll() is None
+    finally:
+        for server in servers:
+            server.kill()
+            server.wait()

@@ -6,6 +6,7 @@ import os
 import socket
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Protocol
 
 import redis
@@ -108,3 +109,36 @@ def admin_client(host: str, port: int) -> redis.Redis:
         retry=Retry(NoBackoff(), 1),
         retry_on_error=[redis.ConnectionError],
     )
+
+
+def _stat(pid: int) -> list[str]:
+    """Fields of ``/proc/PID/stat`` after the command name (state first); [] when unreadable."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except (OSError, IndexError):
+        return []
+
+
+def process_started(pid: int) -> str:
+    """The process's start time in clock ticks since boot ("" when unknown): tells pid reuse apart."""
+    fields = _stat(pid)
+    return fields[19] if len(fields) > 19 else ""
+
+
+def process_alive(pid: int, started: str) -> bool:
+    """Does process ``pid``, started at ``started`` ("" when not recorded), still run on this host?
+
+    The start time guards against pid reuse: a new process under a dead owner's pid is not the owner.
+    A zombie (killed, not yet reaped: common where pid 1 does not reap orphans) is dead.
+    When in doubt (no permission to signal it, /proc unreadable) it counts as alive.
+    """
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        pass
+    fields = _stat(pid)
+    if fields and fields[0] == "Z":
+        return False
+    return not started or not fields or fields[19] == started

@@ -2,11 +2,13 @@
 
 Three layers make sure no container outlives its run:
 
-* normal end, failure, Ctrl-C and SIGTERM: ``stop()`` removes the container;
-* SIGKILL of pytest (or a crashed xdist worker): a tiny *reaper* process, started
-  in its own session before the container, holds the read end of a pipe whose write
-  end only pytest has; when pytest dies for any reason the pipe reaches EOF and the
-  reaper removes every container of that owner;
+* normal end, failure, Ctrl-C and SIGTERM: ``stop()`` removes every container labelled
+  with this run, also one whose creation the signal interrupted;
+* SIGKILL of pytest (or a crashed xdist worker), or a signal while the engine was still
+  creating a container: a tiny *reaper* process, started in its own session before the
+  container, holds the read end of a pipe whose write end only pytest has; unless pytest
+  wrote "all clean" before closing it, the reaper removes that owner's containers for
+  some seconds (one still being created appears late);
 * anything still left (the reaper killed too, a reboot): every container carries labels
   (``pytest-cachecheck=1``, run id, owner host, pid and process start time), and each
   start removes containers whose owner process is gone.
@@ -23,14 +25,23 @@ import sys
 import time
 import uuid
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 import redis
 import redis.asyncio
 
 from ..observe.instrument import unobserved
-from .base import BackendError, ServerInfo, admin_client, free_port, ping, worker_index
+from .base import (
+    ASYNC_POOL_SIZE,
+    BackendError,
+    ServerInfo,
+    admin_client,
+    free_port,
+    ping,
+    process_alive,
+    process_started,
+    worker_index,
+)
 
 LABEL = "pytest-cachecheck"
 LABEL_RUN = "pytest-cachecheck.run"
@@ -42,15 +53,8 @@ BUILD_HINT = "bash scripts/docker-redis-image.sh"
 _READY_TIMEOUT_S = 15.0
 _STOP_TIMEOUT_S = 5
 _ALL_CLEAN = b"all clean"
-
-
-def process_started(pid: int) -> str:
-    """The process's start time in clock ticks since boot ("" when unknown): tells pid reuse apart."""
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return ""
-    return stat.rsplit(")", 1)[1].split()[19]
+_REAP_WINDOW_S = 20.0
+_REAP_POLL_S = 0.25
 
 
 def owner_alive(labels: dict[str, str]) -> bool:
@@ -61,14 +65,7 @@ def owner_alive(labels: dict[str, str]) -> bool:
         pid = int(labels.get(LABEL_PID, ""))
     except ValueError:
         return True
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        pass
-    started = labels.get(LABEL_STARTED, "")
-    return not started or process_started(pid) in ("", started)
+    return process_alive(pid, labels.get(LABEL_STARTED, ""))
 
 
 def _docker_module() -> Any:
@@ -114,17 +111,28 @@ def sweep_leftovers(client: Any) -> int:
     return removed
 
 
+def owned(client: Any, owner_pid: int, run_id: str) -> list[Any]:
+    """Every container (any state) this owner started in this run."""
+    filters = {"label": [f"{LABEL}=1", f"{LABEL_PID}={owner_pid}", f"{LABEL_RUN}={run_id}"]}
+    return list(client.containers.list(all=True, ignore_removed=True, filters=filters))
+
+
 def remove_owned(client: Any, owner_pid: int, run_id: str) -> int:
     """Remove every container this owner started in this run; returns how many."""
-    filters = {"label": [f"{LABEL}=1", f"{LABEL_PID}={owner_pid}", f"{LABEL_RUN}={run_id}"]}
     removed = 0
-    for container in client.containers.list(all=True, ignore_removed=True, filters=filters):
+    for container in owned(client, owner_pid, run_id):
         try:
             container.remove(force=True)
             removed += 1
         except Exception:
             continue
     return removed
+
+
+def _engine_says(exc: Exception) -> str:
+    """The engine's own explanation when there is one (``invalid reference format``), else the error, on one line."""
+    explanation = getattr(exc, "explanation", None)
+    return " ".join(str(explanation or exc).split())
 
 
 def _one_line(text: str, limit: int = 600) -> str:
@@ -143,6 +151,7 @@ class DockerBackend:
         self.container: Any = None
         self.port = 0
         self.swept = 0
+        self._creating = False
         self._client: Any = None
         self._reaper: subprocess.Popen[bytes] | None = None
         self._admin: redis.Redis | None = None
@@ -169,18 +178,27 @@ class DockerBackend:
         return self._info
 
     def _ensure_image(self) -> None:
+        """Local image, else a pull; a malformed reference (``'Bad Name'``) is named as such, not pulled."""
         docker = _docker_module()
         try:
             self._client.images.get(self.image)
             return
         except docker.errors.ImageNotFound:
             pass
+        except (docker.errors.APIError, docker.errors.NullResource) as exc:
+            if isinstance(exc, docker.errors.APIError) and not exc.is_client_error():
+                raise BackendError(
+                    f"--cache-image {self.image!r}: the engine cannot look it up ({_engine_says(exc)})"
+                ) from None
+            raise BackendError(
+                f"--cache-image {self.image!r}: not a valid image reference ({_engine_says(exc)}); expected "
+                "[REGISTRY/]NAME[:TAG] in lower case without spaces, e.g. redis:7 or cachecheck/redis:local"
+            ) from None
         try:
             self._client.images.pull(self.image)
         except Exception as exc:
-            reason = " ".join(str(exc).split())
             raise BackendError(
-                f"--cache-image {self.image!r}: image not found locally and the pull failed ({reason}); "
+                f"--cache-image {self.image!r}: image not found locally and the pull failed ({_engine_says(exc)}); "
                 f"pull it (docker pull {self.image}) or build one from this machine's redis-server with "
                 f"`{BUILD_HINT}` and pass --cache-image cachecheck/redis:local"
             ) from None
@@ -208,11 +226,17 @@ class DockerBackend:
         }
 
     def _run_container(self) -> None:
-        """A fixed host port (not a random one) so that a real outage can restart it on the same port."""
+        """A fixed host port (not a random one) so that a real outage can restart it on the same port.
+
+        ``_creating`` stays set from the request until the engine's answer is recorded: a signal
+        in between means the engine may still be creating a container nobody holds, which only
+        a search by this run's labels (now, and by the reaper after pytest is gone) can find.
+        """
         docker = _docker_module()
         command = ["redis-server", "--bind", "0.0.0.0", "--protected-mode", "no", "--save", "", "--appendonly", "no"]
         for attempt in range(3):
             self.port = free_port()
+            self._creating = True
             try:
                 self.container = self._client.containers.run(
                     self.image,
@@ -222,11 +246,15 @@ class DockerBackend:
                     name=f"cachecheck-{self.run_id[:12]}-gw{worker_index()}-{uuid.uuid4().hex[:6]}",
                     ports={REDIS_PORT: ("127.0.0.1", self.port)},
                 )
+                self._creating = False
                 return
             except docker.errors.APIError as exc:
+                self._creating = False  # the engine answered: nothing is still being created
                 taken = "already allocated" in str(exc) or "address already in use" in str(exc)
                 if not taken or attempt == 2:
-                    raise BackendError(f"--cache-image {self.image!r}: cannot start a container ({exc})") from None
+                    raise BackendError(
+                        f"--cache-image {self.image!r}: cannot start a container ({_engine_says(exc)})"
+                    ) from None
                 remove_owned(self._client, os.getpid(), self.run_id)
 
     def _wait_ready(self, timeout: float = _READY_TIMEOUT_S) -> None:
@@ -253,8 +281,9 @@ class DockerBackend:
 
     def client(self, *, asyncio: bool = False) -> Any:
         self.start()
-        factory = redis.asyncio.Redis if asyncio else redis.Redis
-        return factory(host="127.0.0.1", port=self.port)
+        if asyncio:
+            return redis.asyncio.Redis(host="127.0.0.1", port=self.port, max_connections=ASYNC_POOL_SIZE)
+        return redis.Redis(host="127.0.0.1", port=self.port)
 
     def reset(self, written_keys: Callable[[], set[str]]) -> None:
         """The container is ours: FLUSHALL on one kept-open connection."""
@@ -283,33 +312,54 @@ class DockerBackend:
 
     # -- end
     def stop(self) -> None:
-        """Remove the container, then let the reaper go; idempotent, safe from a signal handler."""
+        """Remove every container of this run, then let the reaper go; idempotent, safe from a signal handler.
+
+        Removal goes by this run's labels, not only by the container we hold: a signal during
+        ``containers.run`` leaves one that was created (or started) but never handed back.
+        The reaper hears "all clean" only when that search came back empty and no creation
+        was in flight; otherwise it keeps searching after pytest is gone.
+        """
         if self._admin is not None:
             self._admin.close()
             self._admin = None
         container, self.container = self.container, None
-        if container is not None:
-            try:
-                container.remove(force=True)
-            except Exception:  # already gone (reaper, sweep, or the engine went away)
-                pass
+        clean = not self._creating
+        if container is not None or self._creating:
+            clean = self._remove_run_containers(container) and clean
         reaper, self._reaper = self._reaper, None
         if reaper is not None and reaper.stdin is not None:
             try:
-                reaper.stdin.write(_ALL_CLEAN)
+                if clean:
+                    reaper.stdin.write(_ALL_CLEAN)
                 reaper.stdin.close()
-                reaper.wait(timeout=5)
+                if clean:
+                    reaper.wait(timeout=5)
             except (OSError, subprocess.TimeoutExpired):
-                reaper.kill()
-                reaper.wait()
+                if clean:
+                    reaper.kill()
+                    reaper.wait()
         self._info = None
+
+    def _remove_run_containers(self, container: Any) -> bool:
+        """Remove ours by label (the held one first); True when none is left."""
+        try:
+            if container is not None:
+                container.remove(force=True)
+        except Exception:  # already gone (reaper, sweep), or the engine went away: the label search decides
+            pass
+        try:
+            remove_owned(self._client, os.getpid(), self.run_id)
+            return not owned(self._client, os.getpid(), self.run_id)
+        except Exception:  # no answer from the engine: the reaper must go on searching
+            return False
 
 
 def reap(owner_pid: int, run_id: str) -> None:
     """Wait for the owner to end (EOF on stdin); unless it said all is clean, remove its containers.
 
-    Twice, a second apart: a container whose creation was under way when the owner died
-    appears only after the engine finished creating it.
+    Repeatedly for ``_REAP_WINDOW_S``: a container whose creation was under way when the
+    owner died appears only once the engine has finished creating it, which on a loaded
+    machine takes seconds. What appears even later is removed by the next run's sweep.
     """
     if sys.stdin.buffer.read() == _ALL_CLEAN:
         return
@@ -317,9 +367,15 @@ def reap(owner_pid: int, run_id: str) -> None:
         client = engine()
     except BackendError:
         return
-    for pause in (0.0, 1.0):
-        time.sleep(pause)
-        remove_owned(client, owner_pid, run_id)
+    deadline = time.monotonic() + _REAP_WINDOW_S
+    while True:
+        try:
+            remove_owned(client, owner_pid, run_id)
+        except Exception:  # the engine hiccuped: try again until the window closes
+            pass
+        if time.monotonic() > deadline:
+            return
+        time.sleep(_REAP_POLL_S)
 
 
 if __name__ == "__main__":

@@ -36,6 +36,7 @@ import redis
 
 from ..observe.commands import may_write, sent_key_bytes, spec_name, word, written_key_texts
 from ..observe.instrument import Interceptor, unobserved
+from .base import process_alive
 
 LEASE_PREFIX = "cachecheck-"
 # Replies that mean a conditional write did not happen (SET NX -> nil, SETNX/HSETNX/MSETNX/RENAMENX -> 0).
@@ -54,16 +55,6 @@ def journal_dir(server: str, db: int) -> Path:
     """Where runs on this machine journal their writes to database ``db`` of ``server``."""
     digest = sha1(server.encode("utf-8", "surrogateescape")).hexdigest()[:16]
     return Path(tempfile.gettempdir()) / "pytest-cachecheck-url" / f"{digest}-db{db}"
-
-
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 class WriteJournal(Interceptor):
@@ -174,7 +165,7 @@ def dead_journals(journal: WriteJournal, leases: set[str] | None) -> list[Path]:
         if path == journal.path:
             continue
         pid_text, _, run_id = path.stem.partition("-")
-        alive = pid_text.isdigit() and _pid_alive(int(pid_text))
+        alive = pid_text.isdigit() and process_alive(int(pid_text), "")
         if alive and leases is not None:
             alive = any(name.startswith(f"{LEASE_PREFIX}{run_id}-") for name in leases)
         if not alive:

@@ -18,11 +18,14 @@ from concurrent.futures import Future
 from pathlib import Path
 from typing import Any, NoReturn
 
-from .base import BackendError, free_port, ping
+from .base import BackendError, free_port, ping, process_alive, process_started
 
 _PR_SET_PDEATHSIG = 1
 _PORT_ATTEMPTS = 3
+DIR_PREFIX = "cachecheck-redis-"
+_SERVER_PID_FILE = "server.pid"
 _live: set[RedisProcess] = set()
+_swept = False
 
 
 def _load_libc() -> Any:
@@ -83,6 +86,66 @@ class _Spawner:
 _spawner = _Spawner()
 
 
+def _owned_dir() -> Path:
+    """A fresh work directory whose name says who owns it: ``cachecheck-redis-PID-STARTED-XXXXXXXX``.
+
+    In the name, not in a file written afterwards, so that no sweep ever sees one of a live
+    run without its owner (mkdtemp creates it atomically, owner included).
+    """
+    pid = os.getpid()
+    return Path(tempfile.mkdtemp(prefix=f"{DIR_PREFIX}{pid}-{process_started(pid) or 0}-"))
+
+
+def _dir_owner(directory: Path) -> tuple[int, str] | None:
+    """(pid, start time) from the directory's name; None for a name this scheme did not make."""
+    parts = directory.name[len(DIR_PREFIX) :].split("-")
+    if len(parts) != 3 or not parts[0].isdigit() or not parts[1].isdigit():
+        return None
+    return int(parts[0]), "" if parts[1] == "0" else parts[1]
+
+
+def _our_server_in(directory: Path) -> int | None:
+    """The pid in ``server.pid`` if that very process (same pid, same start time) still runs."""
+    try:
+        pid_text, started = (directory / _SERVER_PID_FILE).read_text().split()
+        pid = int(pid_text)
+    except (OSError, ValueError):  # never written (killed right after the fork), or no start time known
+        return None
+    return pid if process_started(pid) == started else None
+
+
+def sweep_dead_runs(root: str | None = None) -> int:
+    """Remove the work directories (and stop the servers) that runs killed by SIGKILL left behind.
+
+    Only where the owner named in the directory is gone; a live owner's directory, or one
+    whose owner cannot be told, is never touched. A server is stopped only when it is still
+    the process started there (same pid and start time), e.g. where no parent-death signal exists.
+    Returns how many directories were removed.
+    """
+    removed = 0
+    for directory in Path(root or tempfile.gettempdir()).glob(f"{DIR_PREFIX}*"):
+        owner = _dir_owner(directory)
+        if owner is None or process_alive(*owner) or not directory.is_dir():
+            continue
+        server = _our_server_in(directory)
+        if server is not None:
+            try:
+                os.kill(server, signal.SIGKILL)  # no persistence: nothing of its data is wanted
+            except OSError:
+                pass
+        shutil.rmtree(directory, ignore_errors=True)
+        removed += 1
+    return removed
+
+
+def _sweep_once() -> None:
+    """Once per pytest process, before its first server: a dead run's leftovers never pile up."""
+    global _swept
+    if not _swept:
+        _swept = True
+        sweep_dead_runs()
+
+
 class RedisProcess:
     """One ``redis-server`` on a free loopback port, ready when the constructor returns."""
 
@@ -100,17 +163,19 @@ class RedisProcess:
         so that several servers start in parallel."""
         self.binary = binary
         self.host = host
-        self.directory = Path(tempfile.mkdtemp(prefix="cachecheck-redis-"))
+        _sweep_once()
+        self.directory = _owned_dir()
         self.log_path = self.directory / "redis.log"
         self.extra_args = list(extra_args)
         self.timeout = timeout
         self.process: subprocess.Popen[bytes] | None = None
         self._port_given = port is not None
         self.port = port or free_port(host)
+        _live.add(self)  # from here on a signal's stop_all removes the directory, also before the spawn
         try:
             self._spawn()
         except BackendError:
-            shutil.rmtree(self.directory, ignore_errors=True)  # nothing ran: nothing of ours to keep
+            self.stop()  # nothing ran: nothing of ours to keep
             raise
         if wait:
             self.await_ready()
@@ -157,6 +222,8 @@ class RedisProcess:
                     "--cache-server-bin /path/to/redis-server"
                 ) from None
         _live.add(self)
+        pid = self.process.pid
+        (self.directory / _SERVER_PID_FILE).write_text(f"{pid} {process_started(pid)}\n")
 
     def await_ready(self) -> None:
         """Wait until it answers PING; a free port taken by someone else meanwhile is retried on new ones."""
