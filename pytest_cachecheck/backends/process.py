@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import atexit
 import ctypes
+import functools
 import os
 import queue
 import shutil
@@ -41,9 +42,15 @@ def _load_libc() -> Any:
 _LIBC = _load_libc()
 
 
-def _die_with_parent() -> None:  # pragma: no cover - runs in the child between fork and exec
-    """Linux: the kernel sends SIGKILL to the server if pytest dies, even by SIGKILL."""
+def _die_with_parent(parent: int) -> None:  # pragma: no cover - runs in the child between fork and exec
+    """Linux: the kernel sends SIGKILL to the server if pytest dies, even by SIGKILL.
+
+    A parent that died between the fork and the ``prctl`` sends no signal (the child was
+    re-parented already): then the child leaves at once instead of starting an orphan server.
+    """
     _LIBC.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
+    if os.getppid() != parent:
+        os._exit(1)
 
 
 class _Spawner:
@@ -213,7 +220,7 @@ class RedisProcess:
                     stderr=subprocess.STDOUT,
                     stdin=subprocess.DEVNULL,
                     start_new_session=True,
-                    preexec_fn=_die_with_parent if _LIBC is not None else None,
+                    preexec_fn=functools.partial(_die_with_parent, os.getpid()) if _LIBC is not None else None,
                 )
             except OSError as exc:
                 raise BackendError(
