@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import shutil
 import subprocess
+import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -238,28 +239,37 @@ def test_two_runs_on_one_database_never_share_it(pytester, server) -> None:
     """Two CI jobs on one URL at once: the second is refused while the first holds the lease."""
     pytester.makepyfile(
         test_it="""
+import os
 import time
 import pytest
 
 @pytest.mark.parametrize("n", range(10))
 def test_mine(cache_redis, n):
     cache_redis.set("run:key", n)
-    time.sleep(0.1)
+    deadline = time.monotonic() + 60
+    while n == 0 and not os.path.exists("second-run-done") and time.monotonic() < deadline:
+        time.sleep(0.01)  # hold the database while the second run tries to take it
     assert cache_redis.get("run:key") == str(n).encode(), "my key vanished mid-test"
 """
     )
     before = dump(server)
-    results: list[pytest.RunResult] = []
-    threads = [threading.Thread(target=lambda: results.append(run(pytester, f"{server}/7"))) for _ in range(2)]
-    for thread in threads:
-        thread.start()
-        time.sleep(0.8)  # the first run holds the database by now
-    for thread in threads:
-        thread.join()
-    texts = sorted((result.stdout.str() for result in results), key=lambda text: "in use by another" in text)
-    assert "10 passed" in texts[0]
-    assert "in use by another pytest-cachecheck run (cachecheck-" in texts[1]
-    assert "vanished" not in "".join(texts)
+    command = [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "--cache-backend", "url",
+               "--cache-url", f"{server}/7"]  # fmt: skip
+    first = subprocess.Popen(command, cwd=pytester.path, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        watcher = redis.Redis.from_url(server)
+        deadline = time.monotonic() + 60
+        while not any(client["name"].startswith("cachecheck-") for client in watcher.client_list()):
+            assert first.poll() is None and time.monotonic() < deadline, "the first run never took its lease"
+            time.sleep(0.01)
+        second = subprocess.run(command, cwd=pytester.path, capture_output=True, text=True, timeout=120)
+        (pytester.path / "second-run-done").touch()
+        first_output, _ = first.communicate(timeout=120)
+    finally:
+        first.kill()
+    assert "10 passed" in first_output, first_output
+    assert "in use by another pytest-cachecheck run (cachecheck-" in second.stdout, second.stdout
+    assert "vanished" not in first_output + second.stdout
     assert dump(server) == before
 
 
