@@ -600,7 +600,14 @@ def assert_one_clean_line(result: pytest.RunResult, line: str) -> None:
             "cachecheck_allow_nonempty = maybe",
             "ERROR: ini cachecheck_allow_nonempty: expected true or false, got 'maybe'",
         ),
-        ([], "cachecheck_timing =", "ERROR: ini cachecheck_timing: empty value; expected one of enforce, report"),
+        pytest.param(
+            [],
+            "cachecheck_timing =",
+            "ERROR: ini cachecheck_timing: empty value; expected one of enforce, report",
+            marks=pytest.mark.skipif(
+                int(pytest.__version__.split(".")[0]) < 8, reason="pytest 7 reads an empty ini value as unset"
+            ),
+        ),
     ],
     ids=["report-suffix-only", "empty-backend", "empty-timing", "empty-targets", "ini-bool", "ini-empty"],
 )

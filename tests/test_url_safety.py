@@ -76,7 +76,7 @@ def dump(url: str) -> dict[int, dict[bytes, tuple[bytes, bytes | None, bool]]]:
 
 def run(pytester: pytest.Pytester, url: str, *args: str) -> pytest.RunResult:
     return pytester.runpytest_subprocess(
-        "-p", "no:cacheprovider", "--cache-backend", "url", "--cache-url", url, *args
+        "-p", "no:cacheprovider", "--cache-backend", "url", "--cache-url", url, *args, timeout=120
     )  # fmt: skip
 
 
@@ -100,15 +100,20 @@ def test_clean_between_tests(cache_redis, n):
 
 def test_concurrent_foreign_writer_keeps_its_keys_on_an_empty_database(pytester, server) -> None:
     """Another client writes into the run's (empty at start) database during the run: all of it survives."""
-    pytester.makepyfile(test_it=WORKLOAD + "\nimport time\ndef test_slow():\n    time.sleep(0.5)\n")
+    started = pytester.path / "run-started"
+    pytester.makepyfile(
+        test_it="import pathlib\ndef test_aaa_started(cache_redis):\n    pathlib.Path('run-started').touch()\n"
+        + WORKLOAD
+        + "\nimport time\ndef test_slow():\n    time.sleep(0.5)\n"
+    )
     foreign = redis.Redis.from_url(f"{server}/7")
     stop = threading.Event()
     written: list[int] = []
 
     def writer() -> None:
-        # from the moment the run holds the database (empty then) until it ends
-        while not stop.is_set() and not any(c["name"].startswith("cachecheck-") for c in foreign.client_list()):
-            time.sleep(0.005)
+        # from the moment the run holds the database (found empty) until it ends
+        while not stop.is_set() and not started.exists():
+            time.sleep(0.002)
         while not stop.is_set():
             foreign.set(f"foreign:late:{len(written)}", 1)
             written.append(1)
@@ -122,7 +127,7 @@ def test_concurrent_foreign_writer_keeps_its_keys_on_an_empty_database(pytester,
     finally:
         stop.set()
         thread.join()
-    result.assert_outcomes(passed=6)
+    result.assert_outcomes(passed=7)
     after = dump(server)
     late = {key for key in after[7] if key.startswith(b"foreign:late:")}
     assert len(late) == len(written) > 10, "every key the foreign writer wrote is still there"

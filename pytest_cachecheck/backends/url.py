@@ -26,6 +26,7 @@ from .base import ASYNC_POOL_SIZE, BackendError, ServerInfo, one_line
 from .journal import WriteJournal, dead_journals, journaled_keys, lease_holders, live_lease_names
 
 _BATCH = 500
+_CONNECT_S = 5.0
 
 
 class LeftoverKeysWarning(UserWarning):
@@ -137,7 +138,10 @@ class UrlBackend:
         admin: redis.Redis | None = None
         try:
             with unobserved():
-                admin = redis.Redis.from_url(self.url, single_connection_client=True)
+                # timeouts unless the URL sets its own: a TLS handshake with a plain port (redis-py 5)
+                # or a silent firewall must be an error, never a hang
+                timeouts = {"socket_connect_timeout": _CONNECT_S, "socket_timeout": _CONNECT_S}
+                admin = redis.Redis.from_url(self.url, single_connection_client=True, **timeouts)
                 version = str(admin.info("server").get("redis_version", "unknown"))
                 info = self._claim(admin)
         except BackendError:
