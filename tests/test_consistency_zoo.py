@@ -246,7 +246,9 @@ def test_write_through_locked(cache_consistency, cache_redis, db):
 
 @pytest.mark.cache_no_stale_reads(max_staleness_ms=20)
 def test_ttl_bounded(cache_consistency, cache_redis, db):
-    report = drive(cache_consistency, TtlBounded(cache_redis, db, ttl_ms=20), db, ops=OPS)
+    # 18 ms under a 20 ms bound: Redis checks expiry on its millisecond clock, cached per command,
+    # so a key can be served up to ~1 ms past its PXAT (seen: 20.6 ms with ttl_ms=20)
+    report = drive(cache_consistency, TtlBounded(cache_redis, db, ttl_ms=18), db, ops=OPS)
     assert report.max_staleness_ms == 20  # the marker's bound is the driver's default
 """
 
