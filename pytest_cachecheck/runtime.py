@@ -19,7 +19,7 @@ from .observe.instrument import unobserved
 from .observe.monitor import CacheMonitor
 from .observe.server_stats import ServerCounters, ServerStatsProbe, difference
 from .observe.summary import RunSummary, own_metrics
-from .observe.ttl import OWNED_BACKENDS, read_keys_at_end
+from .observe.ttl import OWNED_BACKENDS, read_keys_at_end, without_setup_keys
 
 
 class InconclusiveCheckWarning(UserWarning):
@@ -179,7 +179,8 @@ class CachecheckRun:
                 with unobserved():
                     client.close()
             if snapshot is not None:
-                context.data["keys_at_end"].append(snapshot)
+                monitor = context.monitor
+                context.data["keys_at_end"].append(without_setup_keys(snapshot, monitor.warmup_events, monitor.events))
 
     def _reads_ttl(self) -> bool:
         """A ``cache_ttl`` marker on this test, or the run-wide ``keys_without_ttl`` (targets, reports)."""

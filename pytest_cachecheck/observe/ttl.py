@@ -23,7 +23,7 @@ that instead of the replay.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from time import perf_counter_ns
 from typing import Any
 
@@ -160,3 +160,13 @@ def read_keys_at_end(client: Any, body_start_ns: int) -> KeysAtEnd | None:
             return KeysAtEnd(pttls, body_start_ns, read_start, perf_counter_ns())
     except Exception:  # a refused SCAN (ACLs) leaves the checks on what the client saw
         return None
+
+
+def without_setup_keys(snapshot: KeysAtEnd, warmup_events: Sequence[Event], events: Sequence[Event]) -> KeysAtEnd:
+    """The snapshot without keys written only inside ``warmup()`` blocks (cache priming,
+    ``scaling()``'s ``populate``): set-up data, excluded from every assertion like its commands."""
+    setup = {key for event in warmup_events for key, outcome in zip(event.keys, event.outcomes) if outcome == WRITE}
+    if not setup:
+        return snapshot
+    setup -= {key for event in events for key, outcome in zip(event.keys, event.outcomes) if outcome == WRITE}
+    return replace(snapshot, pttl_ms={key: pttl for key, pttl in snapshot.pttl_ms.items() if key not in setup})
