@@ -20,10 +20,10 @@ import redis.asyncio.cluster
 import redis.cluster
 
 from ..observe.instrument import intercepting, unobserved
-from .base import BackendError, ServerInfo, free_port, one_line
+from .base import BackendError, ServerInfo, free_port
 from .journal import WriteJournal, dead_journals, journaled_keys
 from .process import RedisProcess
-from .url import CONNECT_ERRORS, delete_keys, refusal, shown
+from .url import CONNECT_ERRORS, delete_keys, refusal, shown, unusable
 
 CLUSTER_SCHEME = "redis+cluster"
 SLOTS = 16384
@@ -221,9 +221,7 @@ class ClusterUrlBackend:
         except CONNECT_ERRORS as exc:
             if admin is not None:
                 admin.close()
-            raise BackendError(
-                f"--cache-url {shown(self.url)}: cannot use that cluster ({type(exc).__name__}: {one_line(str(exc))})"
-            ) from None
+            raise unusable(self.url, exc, "cluster") from None
         if size and not self.allow_nonempty:
             admin.close()
             journal.close()

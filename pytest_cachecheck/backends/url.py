@@ -80,10 +80,10 @@ def refusal(url: str, store: str, size: int, instead: str) -> BackendError:
     )
 
 
-def unusable(url: str, exc: BaseException) -> BackendError:
-    """The one-line error for a server the run cannot use (closed port, password, TLS, database...)."""
+def unusable(url: str, exc: BaseException, what: str = "server") -> BackendError:
+    """The one-line error for a server (or cluster) the run cannot use (closed port, password, TLS, database...)."""
     reason = f"{type(exc).__name__}: {one_line(str(exc))}"
-    return BackendError(f"--cache-url {shown(url)}: cannot use that server ({reason})")
+    return BackendError(f"--cache-url {shown(url)}: cannot use that {what} ({reason})")
 
 
 # What connecting to a URL can raise besides redis-py's own errors: a bad port or option (ValueError),
