@@ -10,7 +10,7 @@ import shutil
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path, PurePath
-from typing import Any
+from typing import Any, Literal
 
 import pytest
 
@@ -54,6 +54,7 @@ class Option:
     flag: str
     ini: str | None
     expected: str
+    ini_type: Literal["string", "paths"] = "string"  # pytest's addini type; "paths": relative to the ini file
 
     @property
     def dest(self) -> str:
@@ -69,7 +70,12 @@ OPTIONS: dict[str, Option] = {
         Option("--cache-image", "cachecheck_image", f"a Docker image name such as {DEFAULT_IMAGE}"),
         Option("--cache-allow-nonempty", "cachecheck_allow_nonempty", "true or false"),
         Option("--cache-targets", "cachecheck_targets", "a TOML file with [[tool.cachecheck.target]] entries"),
-        Option("--cache-report", "cachecheck_report", f"a file path ending in {_REPORT_SUFFIX_TEXT} (e.g. cache.json)"),
+        Option(
+            "--cache-report",
+            "cachecheck_report",
+            f"a file path ending in {_REPORT_SUFFIX_TEXT} (e.g. cache.json)",
+            ini_type="paths",
+        ),
         Option("--cache-timing", "cachecheck_timing", f"one of {', '.join(TIMING_MODES)}"),
     )
 }
@@ -81,8 +87,8 @@ def add_options(parser: pytest.Parser) -> None:
     def both(dest: str, help_text: str, **kwargs: Any) -> None:
         option = OPTIONS[dest]
         group.addoption(option.flag, dest=dest, default=None, help=help_text, **kwargs)
-        if option.ini:  # read as text (a TOML list for the report): parse_settings validates it
-            parser.addini(option.ini, help_text, default=None)
+        if option.ini:  # read as text (report paths as pytest's "paths"): parse_settings validates it
+            parser.addini(option.ini, help_text, type=option.ini_type, default=None)
 
     both("cache_backend", "isolated Redis: fake (default), server, docker, url, cluster", metavar="NAME")
     both("cache_url", "server for the url backend: redis://, rediss://, unix://, redis+cluster://", metavar="URL")
@@ -167,7 +173,9 @@ def _flag(cli: Mapping[str, Any], ini: Mapping[str, Any], dest: str) -> bool:
 
 
 def _reports(cli: Mapping[str, Any], ini: Mapping[str, Any]) -> tuple[str, ...]:
-    """``--cache-report`` (repeatable) or the ini's whitespace-separated paths (a list in TOML)."""
+    """``--cache-report`` (repeatable) or the ini's paths (pytest splits them as a shell would; a list in TOML).
+
+    A text (as a fuzz test passes it, free of pytest) is split on whitespace."""
     value, name = _pick(cli, ini, "cache_report")
     if value is None:
         return ()
@@ -236,12 +244,25 @@ def parse_settings(
     )
 
 
+def _relative(path: Any, base: Path) -> Any:
+    """A path under ``base`` as a relative text (for messages); other paths as they are."""
+    if not isinstance(path, PurePath):
+        return path
+    try:
+        return str(path.relative_to(base))
+    except ValueError:
+        return str(path)
+
+
 def settings_from_config(config: pytest.Config) -> Settings:
     """Read every option once, at start-up, and validate it (``parse_settings``)."""
     cli = {dest: config.getoption(dest) for dest in (*OPTIONS, "cache_no_monitor")}
     ini = {option.ini: config.getini(option.ini) for option in OPTIONS.values() if option.ini}
-    if pytest.version_tuple < (8,):  # pytest 7 reads an unset key as "": only pytest 8+ tells empty from unset
+    if pytest.version_tuple < (8,):  # pytest 7 reads an unset key as "" ([]): only pytest 8+ tells empty from unset
         ini = {key: value or None for key, value in ini.items()}
+    reports = ini.get(OPTIONS["cache_report"].ini or "")
+    if isinstance(reports, list):  # absolute Paths (relative to the ini file): shown relative to the invocation dir
+        ini["cachecheck_report"] = [_relative(path, config.invocation_params.dir) for path in reports]
     return parse_settings(
         cli,
         ini,

@@ -642,6 +642,39 @@ def test_bad_target_files_are_one_usage_line(pytester: pytest.Pytester, toml_tex
     assert_one_clean_line(result, line)
 
 
+@pytest.mark.parametrize("test_path", ["sub", "sub/test_a.py", "sub/test_a.py::test_a"])
+def test_cache_targets_does_not_swallow_a_test_path(pytester: pytest.Pytester, test_path: str) -> None:
+    """``--cache-targets`` alone means pyproject.toml, so argparse hands it the test path after it:
+    one line that says what to write, not "file not found (looked in D, D)"."""
+    pytester.makepyfile(**{"sub/test_a": "def test_a():\n    pass\n"})
+    result = pytester.runpytest("-p", "no:cacheprovider", "--cache-targets", test_path)
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    assert_one_clean_line(
+        result,
+        f"ERROR: --cache-targets: {test_path!r} is a test path, not a targets file; write --cache-targets=FILE, "
+        f"or put --cache-targets after the test paths (pytest {test_path} --cache-targets)",
+    )
+    missing = pytester.runpytest("-p", "no:cacheprovider", "--cache-targets", "nothere.toml")
+    assert_one_clean_line(missing, f"ERROR: --cache-targets: file 'nothere.toml' not found (looked in {pytester.path})")
+
+
+def test_report_ini_paths_are_pytest_paths(pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch) -> None:
+    """``cachecheck_report`` is pytest's ``paths`` type: split as a shell would (a quoted path with a space),
+    relative to the ini file's directory, whatever directory pytest runs from."""
+    pytester.makeini("[pytest]\ncachecheck_report = out/run.json 'with space.md'\n")
+    pytester.makepyfile(**{"sub/test_a": "def test_a(cache_redis):\n    cache_redis.get('a')\n"})
+    result = pytester.runpytest("-p", "no:cacheprovider", "sub")
+    result.assert_outcomes(passed=1)
+    result.stdout.fnmatch_lines(["cache report written in * s: out/run.json, with space.md"])
+    monkeypatch.chdir(pytester.path / "sub")
+    (pytester.path / "out" / "run.json").unlink()
+    below = pytester.runpytest("-p", "no:cacheprovider")
+    below.assert_outcomes(passed=1)
+    below.stdout.fnmatch_lines([f"cache report written in * s: {pytester.path}/out/run.json, {pytester.path}/with space.md"])
+    assert (pytester.path / "out" / "run.json").is_file() and (pytester.path / "with space.md").is_file()
+    assert not (pytester.path / "sub" / "out").exists()
+
+
 def test_bad_marker_arguments_error_once_each(pytester: pytest.Pytester) -> None:
     pytester.makepyfile(
         test_app=textwrap.dedent(

@@ -70,9 +70,21 @@ def _parse_target(where: str, index: int, entry: Any, names: set[str]) -> Target
 
 
 def _targets_path(path_text: str, invocation_dir: Path, rootdir: Path) -> Path:
+    """The targets file, or one ``UsageError`` line.
+
+    ``--cache-targets`` alone means ``pyproject.toml``, so ``pytest --cache-targets tests`` reads
+    the test path ``tests`` as the file (argparse cannot tell): a directory, a ``.py`` file or a
+    node id (``file.py::test``) is refused with what to write instead.
+    """
     path = Path(path_text)
-    candidates = [path] if path.is_absolute() else [invocation_dir / path, rootdir / path]
+    candidates = [path] if path.is_absolute() else list(dict.fromkeys([invocation_dir / path, rootdir / path]))
     for candidate in candidates:
+        test_path = candidate.is_dir() or candidate.suffix == ".py" or "::" in path_text
+        if test_path and (candidate.exists() or "::" in path_text):
+            raise pytest.UsageError(
+                f"--cache-targets: {path_text!r} is a test path, not a targets file; write --cache-targets=FILE, "
+                f"or put --cache-targets after the test paths (pytest {path_text} --cache-targets)"
+            )
         if candidate.is_file():
             return candidate
     raise pytest.UsageError(
