@@ -14,9 +14,9 @@ from typing import Any, Literal
 
 import pytest
 
-from .backends.base import worker_index
 from .checks.arguments import shown
 from .checks.target_file import Target, load_targets
+from .worker_id import worker_index
 
 BACKENDS = ("fake", "server", "docker", "url", "cluster")
 URL_SCHEMES = ("redis", "rediss", "unix", "redis+cluster")

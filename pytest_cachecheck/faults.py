@@ -25,7 +25,8 @@ import redis
 
 from .backends.base import Backend, BackendError
 from .backends.process import RedisProcess
-from .observe.instrument import Interceptor, intercepting, unobserved
+from .interception import Interceptor, intercepting
+from .own_commands import unobserved
 
 MODES = ("stop", "hang")
 

@@ -15,11 +15,11 @@ from .checks import CHECKS, CheckResult, TestContext
 from .checks.arguments import MarkerError
 from .checks.base import FAILED, INCONCLUSIVE, NOT_ENFORCED
 from .config import Settings
-from .observe.instrument import unobserved
 from .observe.monitor import CacheMonitor
 from .observe.server_stats import ServerCounters, ServerStatsProbe, difference
 from .observe.summary import RunSummary, own_metrics
 from .observe.ttl import OWNED_BACKENDS, read_keys_at_end, without_setup_keys
+from .own_commands import unobserved
 from .warning_types import InconclusiveCheckWarning, TimingNotEnforcedWarning
 
 __all__ = ["CacheServer", "CachecheckRun", "InconclusiveCheckWarning", "TimingNotEnforcedWarning"]

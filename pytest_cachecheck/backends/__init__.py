@@ -2,17 +2,34 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 from .base import Backend, BackendError, ServerInfo
 
-if TYPE_CHECKING:
-    from ..config import Settings
-
-__all__ = ["Backend", "BackendError", "ServerInfo", "make_backend"]
+__all__ = ["Backend", "BackendError", "BackendSettings", "ServerInfo", "make_backend"]
 
 
-def make_backend(settings: Settings) -> Backend:
+class BackendSettings(Protocol):
+    """What choosing and building a backend reads of the run's settings (``config.Settings`` has it all);
+    a protocol, so this lowest layer does not import the options layer."""
+
+    @property
+    def backend(self) -> str: ...
+    @property
+    def url(self) -> str | None: ...
+    @property
+    def server_bin(self) -> str: ...
+    @property
+    def image(self) -> str: ...
+    @property
+    def allow_nonempty(self) -> bool: ...
+    @property
+    def worker(self) -> int: ...
+    @property
+    def workers(self) -> int: ...
+
+
+def make_backend(settings: BackendSettings) -> Backend:
     """The backend the settings name; imports only what that backend needs."""
     name = settings.backend
     if name == "fake":

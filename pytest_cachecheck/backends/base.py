@@ -66,17 +66,6 @@ class Backend(Protocol):
         """Stop what ``start`` started; idempotent, also called at exit and on signals."""
 
 
-def worker_index(worker_id: str | None = None) -> int:
-    """0 for the controller or a plain run, N for the pytest-xdist worker ``gwN``.
-
-    Settings pass the id from pytest's own ``config.workerinput``: the environment
-    variable also leaks into nested pytest runs (pytester) inside a worker.
-    """
-    worker = os.environ.get("PYTEST_XDIST_WORKER", "") if worker_id is None else worker_id
-    digits = worker.lstrip("gw")
-    return int(digits) if digits.isdigit() else 0
-
-
 def free_port(host: str = "127.0.0.1") -> int:
     """A TCP port nobody listens on right now (the caller retries if it is taken meanwhile)."""
     family = socket.AF_INET6 if ":" in host else socket.AF_INET

@@ -19,7 +19,8 @@ import redis
 import redis.asyncio.cluster
 import redis.cluster
 
-from ..observe.instrument import intercepting, unobserved
+from ..interception import intercepting
+from ..own_commands import unobserved
 from .base import BackendError, ServerInfo, free_port
 from .journal import WriteJournal, dead_journals, journaled_keys
 from .process import RedisProcess

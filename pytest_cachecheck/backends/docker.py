@@ -30,7 +30,8 @@ from typing import Any
 import redis
 import redis.asyncio
 
-from ..observe.instrument import unobserved
+from ..own_commands import unobserved
+from ..worker_id import worker_index
 from .base import (
     ASYNC_POOL_SIZE,
     BackendError,
@@ -40,7 +41,6 @@ from .base import (
     ping,
     process_alive,
     process_started,
-    worker_index,
 )
 
 LABEL = "pytest-cachecheck"

@@ -9,7 +9,7 @@ from typing import Any
 import fakeredis
 
 from ..observe import fake_server
-from ..observe.instrument import unobserved
+from ..own_commands import unobserved
 from .base import ASYNC_POOL_SIZE, ServerInfo
 
 

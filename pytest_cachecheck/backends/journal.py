@@ -34,8 +34,9 @@ from typing import Any
 
 import redis
 
+from ..interception import Interceptor
 from ..observe.commands import may_write, sent_key_bytes, spec_name, word, written_key_texts
-from ..observe.instrument import Interceptor, unobserved
+from ..own_commands import unobserved
 from .base import process_alive
 
 LEASE_PREFIX = "cachecheck-"

@@ -8,7 +8,7 @@ from typing import Any
 import redis
 import redis.asyncio
 
-from ..observe.instrument import unobserved
+from ..own_commands import unobserved
 from .base import ASYNC_POOL_SIZE, ServerInfo, admin_client
 from .process import RedisProcess
 

@@ -21,7 +21,8 @@ from urllib.parse import parse_qs, urlencode, urlsplit, urlunsplit
 import redis
 import redis.asyncio
 
-from ..observe.instrument import intercepting, unobserved
+from ..interception import intercepting
+from ..own_commands import unobserved
 from ..warning_types import LeftoverKeysWarning
 from .base import ASYNC_POOL_SIZE, BackendError, ServerInfo, one_line
 from .journal import WriteJournal, dead_journals, journaled_keys, lease_holders, live_lease_names

@@ -19,8 +19,9 @@ from dataclasses import dataclass, field
 from time import perf_counter_ns
 from typing import Any
 
+from ..interception import Interceptor, intercepting
 from ..observe.commands import classify
-from ..observe.instrument import Interceptor, intercepting, state
+from ..observe.instrument import state
 from ..observe.patterns import shown_value
 from ..observe.server_stats import ServerCounters, ServerStats, ServerStatsProbe, difference
 from .arguments import MarkerSpec, Param

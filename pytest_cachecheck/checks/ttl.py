@@ -22,9 +22,9 @@ from typing import Any
 
 from ..observe.commands import WRITE
 from ..observe.events import Event
-from ..observe.instrument import unobserved
 from ..observe.patterns import MATCH_ALL, key_shape, matcher, shown_key
 from ..observe.ttl import GIVES_TTL, KeysAtEnd
+from ..own_commands import unobserved
 from .arguments import MarkerSpec, Param
 from .base import FAILED, INCONCLUSIVE, PASSED, Check, CheckResult, TestContext
 

@@ -32,9 +32,9 @@ from collections.abc import Callable
 from time import perf_counter_ns
 from typing import Any
 
+from ..own_commands import keyspace_effect
 from ..warning_types import FakeViewWarning
 from .commands import HIT, MISS, classify
-from .instrument import keyspace_effect
 from .server_stats import ServerCounters
 
 _ATTRIBUTE = "_cachecheck_view"

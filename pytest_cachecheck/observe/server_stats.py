@@ -24,7 +24,7 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from .instrument import own_commands, unobserved
+from ..own_commands import own_commands, unobserved
 
 REAL_SERVER_BACKENDS = frozenset({"server", "url", "docker", "cluster"})
 _OWN_COMMANDS = frozenset({"INFO"})

@@ -27,9 +27,10 @@ from dataclasses import dataclass, replace
 from time import perf_counter_ns
 from typing import Any
 
+from ..own_commands import unobserved
 from .commands import ERROR, HIT, WRITE, key_text
 from .events import Event
-from .instrument import RawEvent, unobserved
+from .instrument import RawEvent
 
 # Backends whose database is empty when a test starts: what is there at its end is the test's.
 OWNED_BACKENDS = frozenset({"fake", "server", "docker", "cluster"})
