@@ -10,6 +10,8 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
+import redis
+import redis.asyncio
 
 from . import config as config_module
 from .backends.process import stop_all
@@ -173,16 +175,21 @@ def cache_url(request: pytest.FixtureRequest, _cachecheck_database: None) -> str
 
 
 @pytest.fixture
-def cache_redis(request: pytest.FixtureRequest, _cachecheck_database: None) -> Iterator[Any]:
-    """A ``redis.Redis`` on this test's database (bytes replies)."""
+def cache_redis(
+    request: pytest.FixtureRequest, _cachecheck_database: None
+) -> Iterator[redis.Redis | redis.RedisCluster]:
+    """A ``redis.Redis`` on this test's database (bytes replies); a ``redis.RedisCluster`` on cluster backends."""
     client = _run(request.config).backend.client()
     yield client
     client.close()
 
 
 @pytest.fixture
-def cache_redis_async(request: pytest.FixtureRequest, _cachecheck_database: None) -> Iterator[Any]:
-    """A ``redis.asyncio.Redis`` on this test's database (bytes replies)."""
+def cache_redis_async(
+    request: pytest.FixtureRequest, _cachecheck_database: None
+) -> Iterator[redis.asyncio.Redis | redis.asyncio.RedisCluster]:
+    """A ``redis.asyncio.Redis`` on this test's database (bytes replies); ``redis.asyncio.RedisCluster``
+    on cluster backends."""
     client = _run(request.config).backend.client(asyncio=True)
     yield client
     try:

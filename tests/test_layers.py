@@ -54,3 +54,10 @@ def test_no_layer_imports_a_higher_one(layer: str) -> None:
         if any(module == higher or module.startswith(higher + ".") for higher in HIGHER[layer])
     }
     assert wrong == set()
+
+
+def test_renderers_share_formatters_instead_of_importing_each_other() -> None:
+    renderers = ("terminal", "markdown", "html", "json_report")
+    for name in renderers:
+        others = {f"report.{other}" for other in renderers if other != name}
+        assert imports_of(PACKAGE / "report" / f"{name}.py") & others == set(), name

@@ -7,8 +7,10 @@ from html import escape
 from typing import Any
 
 from ..checks.targets import MET, MISSED
+from ..metrics import format_ms as ms
+from ..metrics import format_percent as percent
+from .cells import crash_note, pattern_cells
 from .svg import Series, hit_rate_bars, line_chart
-from .terminal import crash_note, ms, pattern_cells, percent
 
 STYLE = """
 :root { color-scheme: light; }

@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from ..checks.targets import MET, MISSED
-from .terminal import crash_note, pattern_cells
+from .cells import crash_note, pattern_cells
 
 STATUS_ICON = {MET: "✅", MISSED: "❌"}
 NO_DATA_ICON = "⚠️"

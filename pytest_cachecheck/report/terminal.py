@@ -7,12 +7,13 @@ a TTY (or with ``--color=yes``).
 from __future__ import annotations
 
 import textwrap
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from typing import Any, Protocol
 
 from ..checks.targets import INCONCLUSIVE, MET, MISSED, NO_DATA, NOT_ENFORCED
 from ..metrics import format_ms as ms
 from ..metrics import format_percent as percent
+from .cells import crash_note, pattern_cells
 
 WIDTH = 80
 _STATUS_MARKUP = {MET: {"green": True}, MISSED: {"red": True, "bold": True}}
@@ -31,21 +32,6 @@ class TerminalWriter(Protocol):
 
 def _fit(text: str, width: int) -> str:
     return text if len(text) <= width else text[: max(width - 3, 1)] + "..."
-
-
-def pattern_cells(stats: dict[str, Any]) -> list[str]:
-    """A per-pattern row's numbers (reads, hits, misses, hit%, p50, p95, p99, commands), alike in every format."""
-    latency = stats["latency_ms"]
-    return [
-        str(stats["reads"]),
-        str(stats["hits"]),
-        str(stats["misses"]),
-        percent(stats["hit_rate"]),
-        ms(latency["p50"]),
-        ms(latency["p95"]),
-        ms(latency["p99"]),
-        str(stats["commands"]),
-    ]
 
 
 def _columns(rows: Sequence[Sequence[str]], first_max: int) -> list[int]:
@@ -131,14 +117,6 @@ def write_section(tr: TerminalWriter, report: dict[str, Any], written: Sequence[
     if written:
         tr.write_line("")
         tr.write_line(f"cache report written in {seconds:.3f} s: {', '.join(written)}")
-
-
-def crash_note(crash: dict[str, Any], code: Callable[[str], str] = str) -> str:
-    """What a crashed xdist worker cost the report (``run.crashed_workers``), alike in every format."""
-    worker = code(crash["worker"])
-    if crash["test"] is None:
-        return f"worker {worker} crashed between tests; the observations of its finished tests are all in"
-    return f"worker {worker} crashed while running {code(crash['test'])}; its observations of that test are missing"
 
 
 def write_verdict(
