@@ -14,8 +14,8 @@ from typing import Any, Literal
 
 import pytest
 
-from .checks.arguments import shown
 from .checks.target_file import Target, load_targets
+from .text import safe_repr
 from .worker_id import worker_index
 
 BACKENDS = ("fake", "server", "docker", "url", "cluster")
@@ -148,7 +148,7 @@ def _pick(cli: Mapping[str, Any], ini: Mapping[str, Any], dest: str) -> tuple[An
 def _text(cli: Mapping[str, Any], ini: Mapping[str, Any], dest: str) -> tuple[str | None, str]:
     value, name = _pick(cli, ini, dest)
     if value is not None and not isinstance(value, str):
-        raise pytest.UsageError(f"{name}: expected {OPTIONS[dest].expected}, got {shown(value)}")
+        raise pytest.UsageError(f"{name}: expected {OPTIONS[dest].expected}, got {safe_repr(value)}")
     return value, name
 
 
@@ -157,7 +157,7 @@ def _choice(cli: Mapping[str, Any], ini: Mapping[str, Any], dest: str, choices: 
     if value is None:
         return default
     if value not in choices:
-        raise pytest.UsageError(f"{name}: expected {OPTIONS[dest].expected}, got {shown(value)}")
+        raise pytest.UsageError(f"{name}: expected {OPTIONS[dest].expected}, got {safe_repr(value)}")
     return value
 
 
@@ -168,7 +168,7 @@ def _flag(cli: Mapping[str, Any], ini: Mapping[str, Any], dest: str) -> bool:
         return bool(value)
     text = value.strip().lower() if isinstance(value, str) else None
     if text not in ("true", "false"):
-        raise pytest.UsageError(f"{name}: expected {OPTIONS[dest].expected}, got {shown(value)}")
+        raise pytest.UsageError(f"{name}: expected {OPTIONS[dest].expected}, got {safe_repr(value)}")
     return text == "true"
 
 
@@ -181,12 +181,12 @@ def _reports(cli: Mapping[str, Any], ini: Mapping[str, Any]) -> tuple[str, ...]:
         return ()
     paths = value.split() if isinstance(value, str) else value
     if not isinstance(paths, list):
-        raise pytest.UsageError(f"{name}: expected {OPTIONS['cache_report'].expected}, got {shown(value)}")
+        raise pytest.UsageError(f"{name}: expected {OPTIONS['cache_report'].expected}, got {safe_repr(value)}")
     for path in paths:
         if isinstance(path, str) and not path.strip():
             raise pytest.UsageError(f"{name}: empty value; expected {OPTIONS['cache_report'].expected}")
         if not isinstance(path, str) or PurePath(path).suffix not in REPORT_SUFFIXES:  # '.json' has no suffix
-            raise pytest.UsageError(f"{name}: expected {OPTIONS['cache_report'].expected}, got {shown(path)}")
+            raise pytest.UsageError(f"{name}: expected {OPTIONS['cache_report'].expected}, got {safe_repr(path)}")
     return tuple(paths)
 
 
@@ -207,7 +207,7 @@ def parse_settings(
     backend = _choice(cli, ini, "cache_backend", BACKENDS, "fake")
     url, url_name = _text(cli, ini, "cache_url")
     if url is not None and ("://" not in url or url.split("://", 1)[0] not in URL_SCHEMES):
-        raise pytest.UsageError(f"{url_name}: expected {OPTIONS['cache_url'].expected}, got {shown(url)}")
+        raise pytest.UsageError(f"{url_name}: expected {OPTIONS['cache_url'].expected}, got {safe_repr(url)}")
     if backend == "url" and url is None:
         raise pytest.UsageError("--cache-backend url needs --cache-url (e.g. --cache-url redis://127.0.0.1:6379/15)")
     server_bin, bin_name = _text(cli, ini, "cache_server_bin")

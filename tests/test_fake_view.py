@@ -292,4 +292,4 @@ def test_reads_inside_scripts_are_reported_beside_client_side_ones(pytester: pyt
     )
     result = run(pytester, backend)
     result.assert_outcomes(failed=1)
-    result.stdout.fnmatch_lines(["*1 writes, no reads*; server-side: * keyspace 1 hits / 1 misses*"])
+    result.stdout.fnmatch_lines(["*1 writes, no reads*; server-side: * keyspace 1 hit / 1 miss*"])

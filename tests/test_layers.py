@@ -14,6 +14,7 @@ LEAVES = {
     "warning_types": set(),
     "interception": set(),
     "worker_id": set(),
+    "text": set(),
     "own_commands": {"observe.commands"},
 }
 HIGHER = {

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import socket
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
@@ -22,12 +21,6 @@ class BackendError(Exception):
 # in redis-py 8) where the sync pool has no practical limit: a test's 200 concurrent tasks on
 # ``cache_redis_async`` must not fail for a limit the application did not set.
 ASYNC_POOL_SIZE = 2**31 - 1
-
-
-def one_line(text: str, limit: int = 600) -> str:
-    """A server's or library's message as one line of at most ``limit`` characters."""
-    flat = " ".join(text.split())
-    return flat if len(flat) <= limit else flat[: limit - 1] + "…"
 
 
 @dataclass(frozen=True)
@@ -55,12 +48,9 @@ class Backend(Protocol):
     def client(self, *, asyncio: bool = False) -> Any:
         """A new ``redis.Redis`` (or asyncio / cluster) client on the tests' database, bytes replies."""
 
-    def reset(self, written_keys: Callable[[], set[str]]) -> None:
-        """Leave the tests' database as it was before the test; ``written_keys()`` is what it wrote.
-
-        A callable, because finding written keys classifies every recorded command,
-        and backends that own their server never need it.
-        """
+    def reset(self) -> None:
+        """Leave the tests' database as it was before the test (a backend that shares a server
+        deletes only what its write journal saw the run write)."""
 
     def stop(self) -> None:
         """Stop what ``start`` started; idempotent, also called at exit and on signals."""

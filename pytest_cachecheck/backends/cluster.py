@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import contextlib
 import time
-from collections.abc import Callable
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
@@ -166,7 +165,7 @@ class ClusterBackend:
     def client(self, *, asyncio: bool = False) -> Any:
         return cluster_client(self.start().url, asyncio=asyncio)
 
-    def reset(self, written_keys: Callable[[], set[str]]) -> None:
+    def reset(self) -> None:
         """Every master is ours: FLUSHALL on each, one round trip per node."""
         with unobserved():
             for admin in self._admins:
@@ -242,7 +241,7 @@ class ClusterUrlBackend:
         self.start()
         return cluster_client(self.url, asyncio=asyncio)
 
-    def reset(self, written_keys: Callable[[], set[str]]) -> None:
+    def reset(self) -> None:
         """Delete the keys the run wrote since the last clean-up (the journal's; see ``UrlBackend.reset``)."""
         if self._admin is not None and self._journal is not None:
             delete_keys(self._admin, self._journal.take())
@@ -253,7 +252,7 @@ class ClusterUrlBackend:
         if self._admin is not None:
             if self._journal is not None:
                 with contextlib.suppress(*CONNECT_ERRORS):
-                    self.reset(set)
+                    self.reset()
                     self._journal.close()
             self._admin.close()
             self._admin = None

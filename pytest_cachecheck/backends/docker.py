@@ -24,13 +24,13 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Callable
 from typing import Any
 
 import redis
 import redis.asyncio
 
 from ..own_commands import unobserved
+from ..text import one_line
 from ..worker_id import worker_index
 from .base import (
     ASYNC_POOL_SIZE,
@@ -135,11 +135,6 @@ def _engine_says(exc: Exception) -> str:
     return " ".join(str(explanation or exc).split())
 
 
-def _one_line(text: str, limit: int = 600) -> str:
-    flat = " | ".join(line.strip() for line in text.strip().splitlines() if line.strip())
-    return flat[-limit:] or "(empty)"
-
-
 class DockerBackend:
     """A container from ``--cache-image`` with its port published on a free loopback port."""
 
@@ -150,7 +145,6 @@ class DockerBackend:
         self.run_id = os.environ.get("PYTEST_XDIST_TESTRUNUID") or uuid.uuid4().hex
         self.container: Any = None
         self.port = 0
-        self.swept = 0
         self._creating = False
         self._client: Any = None
         self._reaper: subprocess.Popen[bytes] | None = None
@@ -162,7 +156,7 @@ class DockerBackend:
         if self._info is not None:
             return self._info
         self._client = engine()
-        self.swept = sweep_leftovers(self._client)
+        sweep_leftovers(self._client)
         self._ensure_image()
         self._start_reaper()
         try:
@@ -268,7 +262,7 @@ class DockerBackend:
                 break
             time.sleep(delay)
             delay = min(delay * 2, 0.05)
-        logs = _one_line(self.container.logs(tail=10).decode(errors="replace"))
+        logs = one_line(self.container.logs(tail=10).decode(errors="replace"), keep_end=True)
         raise BackendError(
             f"--cache-image {self.image!r}: redis-server in container {self.container.short_id} "
             f"({self.container.status}) did not answer PING on 127.0.0.1:{self.port} within {timeout:g} s; "
@@ -285,7 +279,7 @@ class DockerBackend:
             return redis.asyncio.Redis(host="127.0.0.1", port=self.port, max_connections=ASYNC_POOL_SIZE)
         return redis.Redis(host="127.0.0.1", port=self.port)
 
-    def reset(self, written_keys: Callable[[], set[str]]) -> None:
+    def reset(self) -> None:
         """The container is ours: FLUSHALL on one kept-open connection."""
         if self._admin is not None:
             with unobserved():

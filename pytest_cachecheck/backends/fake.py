@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable
 from typing import Any
 
 import fakeredis
@@ -72,7 +71,7 @@ class FakeBackend:
         assert self._admin is not None
         return fakeredis.FakeRedis(connection_pool=self._admin.connection_pool)
 
-    def reset(self, written_keys: Callable[[], set[str]]) -> None:
+    def reset(self) -> None:
         """Our own server: dropping every database is safe and O(1) for the test."""
         if self._admin is not None:
             with unobserved():

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Any
 
 import redis
@@ -47,7 +46,7 @@ class ServerBackend:
             return redis.asyncio.Redis.from_pool(pool)
         return redis.Redis(connection_pool=self._pool)
 
-    def reset(self, written_keys: Callable[[], set[str]]) -> None:
+    def reset(self) -> None:
         """The server is ours, so FLUSHALL on one kept-open connection: a single round trip."""
         if self._admin is not None:
             with unobserved():

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import contextlib
 import warnings
-from collections.abc import Callable
 from typing import Any
 from urllib.parse import parse_qs, urlencode, urlsplit, urlunsplit
 
@@ -23,8 +22,9 @@ import redis.asyncio
 
 from ..interception import intercepting
 from ..own_commands import unobserved
+from ..text import one_line
 from ..warning_types import LeftoverKeysWarning
-from .base import ASYNC_POOL_SIZE, BackendError, ServerInfo, one_line
+from .base import ASYNC_POOL_SIZE, BackendError, ServerInfo
 from .journal import WriteJournal, dead_journals, journaled_keys, lease_holders, live_lease_names
 
 _BATCH = 500
@@ -199,11 +199,11 @@ class UrlBackend:
             return redis.asyncio.Redis.from_pool(pool)
         return redis.Redis(connection_pool=self._pool)
 
-    def reset(self, written_keys: Callable[[], set[str]]) -> None:
+    def reset(self) -> None:
         """Delete what the run wrote since the last clean-up (the journal's keys), never a key that
         was there before the run nor one somebody else wrote.
 
-        ``written_keys`` (the monitor's view) is not needed: the journal saw every observed write,
+        The journal, not the monitor, says what was written: it saw every observed write,
         before and after ``cache_monitor.reset()``, from every thread. On a database that was empty
         at start, keys still there afterwards were written behind the observer's back (a script's
         undeclared keys, an unobserved client, another process): they stay, with a warning.

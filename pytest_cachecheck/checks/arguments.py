@@ -19,6 +19,7 @@ from typing import Any
 from ..metrics import is_finite_number
 from ..observe.commands import COMMAND_NAMES, is_known
 from ..observe.patterns import validate as validate_pattern
+from ..text import safe_repr
 
 KINDS = {
     "number": "a number",
@@ -35,17 +36,6 @@ _COMMAND_EXAMPLE = "a Redis command name such as 'KEYS' or 'CONFIG SET'"
 
 class MarkerError(Exception):
     """A marker used with a wrong argument; the message is one line naming both."""
-
-
-def shown(value: Any, limit: int = 80) -> str:
-    """``repr`` for a one-line message that never raises (``10**5000`` has no repr) nor runs on."""
-    if isinstance(value, int) and not isinstance(value, bool) and value.bit_length() > 64:
-        return f"an int of about {int(value.bit_length() * 0.30103) + 1} digits"
-    try:
-        text = repr(value)
-    except ValueError:  # e.g. a list holding an int beyond sys.get_int_max_str_digits()
-        text = f"a {type(value).__name__} too large to show"
-    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 def unknown_command(value: Any) -> str | None:
@@ -95,18 +85,18 @@ class Param:
         if self.kind == "pattern":
             problem = validate_pattern(value)
             if problem:
-                raise MarkerError(f"{where} {self.name!r} must be {problem}, got {shown(value)}")
+                raise MarkerError(f"{where} {self.name!r} must be {problem}, got {safe_repr(value)}")
             return value
         if self.kind == "command":
             # a variadic argument (cache_forbid's) is named by its value, a keyword one by its name and value
             named_by_value = self.variadic and isinstance(value, str)
             if not isinstance(value, str) or not _COMMAND.match(value.upper()):
                 subject = f"{value!r}" if named_by_value else f"{self.name!r}"
-                got = "" if named_by_value else f", got {shown(value)}"
+                got = "" if named_by_value else f", got {safe_repr(value)}"
                 raise MarkerError(f"{where} {subject} must be {_COMMAND_EXAMPLE}{got}")
             hint = unknown_command(value)
             if hint is not None:
-                subject = f"{value!r}" if named_by_value else f"{self.name!r}: {shown(value)}"
+                subject = f"{value!r}" if named_by_value else f"{self.name!r}: {safe_repr(value)}"
                 raise MarkerError(f"{where} {subject} is not a Redis command; {hint}")
             return value.upper()
         ok = {
@@ -120,7 +110,7 @@ class Param:
         if ok and self.high is not None:
             ok = value <= self.high
         if not ok:
-            raise MarkerError(f"{where} {self.name!r} must be {self.describe()}, got {shown(value)}")
+            raise MarkerError(f"{where} {self.name!r} must be {self.describe()}, got {safe_repr(value)}")
         return value
 
 

@@ -29,6 +29,7 @@ from operator import itemgetter, le
 from typing import Any, NamedTuple, TypeVar
 
 from ..observe.patterns import shown_value
+from ..observe.stats import nearest_rank
 
 READ = "read"
 WRITE = "write"
@@ -211,7 +212,7 @@ class Divergence:
 
 @dataclass(frozen=True)
 class ConsistencyReport:
-    """What the checker found in one history (SPEC 5.2).
+    """What the checker found in one history.
 
     ``violations`` holds every stale, phantom and future read, earliest first.
     """
@@ -586,10 +587,11 @@ def _unexplained(reads: list[Operation], repeated: dict[tuple[Any, Any], _Versio
 
 
 def _p99_with_zeros(positive: list[int], total: int) -> int:
-    """Nearest-rank p99 over ``total`` reads of which only ``positive`` had any staleness."""
+    """Nearest-rank p99 (``observe.stats.percentile``) over ``total`` reads of which only ``positive``
+    had any staleness, without a list of the zeros."""
     if total <= 0:
         return 0
-    rank = max(1, math.ceil(0.99 * total))
+    rank = nearest_rank(total, 0.99)
     zeros = total - len(positive)
     if rank <= zeros:
         return 0

@@ -6,6 +6,7 @@ from typing import Any
 
 from ..observe.patterns import MATCH_ALL
 from ..observe.stats import compute_stats, drop_first_reads
+from ..text import plural
 from .arguments import MarkerSpec, Param
 from .base import FAILED, PASSED, Check, CheckResult, TestContext
 
@@ -55,7 +56,7 @@ def evaluate(context: TestContext, params: dict[str, Any]) -> CheckResult:
         SPEC.name,
         FAILED,
         f"cache_hit_rate: hit rate {stats.hit_rate:.1%} over {stats.reads} reads of {where} "
-        f"({stats.hits} hits, {stats.misses} misses) is below the minimum {minimum:.1%}; "
+        f"({plural(stats.hits, 'hit')}, {plural(stats.misses, 'miss', 'misses')}) is below the minimum {minimum:.1%}; "
         f"most misses: {top}{server}",
         metrics,
     )

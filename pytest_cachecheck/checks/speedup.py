@@ -25,6 +25,7 @@ from typing import Any
 
 from ..observe.events import Event
 from ..observe.stats import compute_stats, percentile
+from ..text import plural
 from .arguments import MarkerSpec, Param
 from .base import FAILED, INCONCLUSIVE, PASSED, Check, CheckResult, Measurement, TestContext
 from .drive import Call, Procedure, drive, is_async
@@ -64,7 +65,9 @@ class Speedup:
         else:
             spread = f"no {self.interval.confidence:.0%} CI with {len(self.ratios)} rounds (needs >= 8)"
         warm = (
-            f", warm calls read {self.warm_hits} hits / {self.warm_misses} misses" if self.warm_hits is not None else ""
+            f", warm calls read {plural(self.warm_hits, 'hit')} / {plural(self.warm_misses or 0, 'miss', 'misses')}"
+            if self.warm_hits is not None
+            else ""
         )
         return (
             f"speedup {self.ratio:.2f}x ({spread}) over {len(self.ratios)} rounds: "

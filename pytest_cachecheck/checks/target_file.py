@@ -16,7 +16,7 @@ import pytest
 
 from ..metrics import TARGET_METRICS
 from ..observe.patterns import validate as validate_pattern
-from .arguments import shown
+from ..text import safe_repr
 
 try:
     import tomllib
@@ -38,7 +38,9 @@ class Target:
 def _parse_target(where: str, index: int, entry: Any, names: set[str]) -> Target:
     label = f"{where}, target #{index}"
     if not isinstance(entry, dict):
-        raise pytest.UsageError(f"{label}: expected a table of keys ([[tool.cachecheck.target]]), got {shown(entry)}")
+        raise pytest.UsageError(
+            f"{label}: expected a table of keys ([[tool.cachecheck.target]]), got {safe_repr(entry)}"
+        )
     if isinstance(entry.get("name"), str) and entry["name"]:
         label = f"{where}, target {entry['name']!r}"
     for key in entry:
@@ -49,10 +51,10 @@ def _parse_target(where: str, index: int, entry: Any, names: set[str]) -> Target
     pattern = entry.get("pattern", "*")
     problem = validate_pattern(pattern)
     if problem:
-        raise pytest.UsageError(f"{label}: key 'pattern' must be {problem}, got {shown(pattern)}")
+        raise pytest.UsageError(f"{label}: key 'pattern' must be {problem}, got {safe_repr(pattern)}")
     name = entry.get("name", pattern)
     if not isinstance(name, str) or not name:
-        raise pytest.UsageError(f"{label}: key 'name' must be a non-empty string, got {shown(name)}")
+        raise pytest.UsageError(f"{label}: key 'name' must be a non-empty string, got {safe_repr(name)}")
     if name in names:
         raise pytest.UsageError(f"{label}: key 'name' repeats an earlier target's name; give each target its own")
     limits = []
@@ -61,7 +63,7 @@ def _parse_target(where: str, index: int, entry: Any, names: set[str]) -> Target
             continue
         value = entry[metric.name]
         if not metric.limit_is_valid(value):
-            raise pytest.UsageError(f"{label}: key {metric.name!r} must be {metric.expected}, got {shown(value)}")
+            raise pytest.UsageError(f"{label}: key {metric.name!r} must be {metric.expected}, got {safe_repr(value)}")
         limits.append((metric.name, value if metric.kind.name == "count" else float(value)))
     if not limits:
         raise pytest.UsageError(f"{label}: sets no metric; add at least one of {', '.join(TARGET_METRICS)}")
@@ -114,16 +116,16 @@ def parse_targets(text: str, where: str) -> tuple[Target, ...]:
         raise pytest.UsageError(f"{where}: not valid TOML: {str(exc).splitlines()[0]}") from None
     tool = data.get("tool", {})
     if not isinstance(tool, dict):
-        raise pytest.UsageError(f"{where}: 'tool' must be a table ([tool.cachecheck]), got {shown(tool)}")
+        raise pytest.UsageError(f"{where}: 'tool' must be a table ([tool.cachecheck]), got {safe_repr(tool)}")
     section = tool.get("cachecheck", {})
     if not isinstance(section, dict):
-        raise pytest.UsageError(f"{where}: 'tool.cachecheck' must be a table, got {shown(section)}")
+        raise pytest.UsageError(f"{where}: 'tool.cachecheck' must be a table, got {safe_repr(section)}")
     entries = section.get("target", data.get("target"))
     if entries is None:
         raise pytest.UsageError(f"{where}: no [[tool.cachecheck.target]] entries")
     if not isinstance(entries, list):
         raise pytest.UsageError(
-            f"{where}: 'target' must be an array of tables ([[tool.cachecheck.target]]), got {shown(entries)}"
+            f"{where}: 'target' must be an array of tables ([[tool.cachecheck.target]]), got {safe_repr(entries)}"
         )
     if not entries:
         raise pytest.UsageError(f"{where}: 'target' is empty; add at least one [[tool.cachecheck.target]] entry")

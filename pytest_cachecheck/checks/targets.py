@@ -17,6 +17,7 @@ from dataclasses import dataclass
 
 from ..metrics import COMMANDS, FIXTURE, METRICS, READS, WRITES, format_metric
 from ..observe.summary import PatternSummary, RunSummary
+from ..text import plural
 from .base import INCONCLUSIVE, NOT_ENFORCED
 from .statistics import quantile_lower_rank
 from .target_file import Target
@@ -98,7 +99,8 @@ def _measured(name: str, stats: PatternSummary) -> tuple[float | None, str]:
     metric = METRICS[name]
     if metric.source == READS:
         top = ", ".join(f"{shape} ({count})" for shape, count in stats.miss_shapes.most_common(3))
-        account = f"{stats.hits} hits, {stats.misses} misses" + (f"; most misses: {top}" if top else "")
+        counts = f"{plural(stats.hits, 'hit')}, {plural(stats.misses, 'miss', 'misses')}"
+        account = counts + (f"; most misses: {top}" if top else "")
         return stats.hit_rate, account
     if metric.source == COMMANDS:
         latency = stats.latency

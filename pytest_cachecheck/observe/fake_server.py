@@ -182,7 +182,7 @@ def _listed_keys(name: str, reply: Any) -> int:
     return 0
 
 
-def one_line(text: str) -> str:
+def resp_line(text: str) -> str:
     """What a real server does to an error message: CR and LF become spaces (RESP framing)."""
     return text.replace("\r\n", " ").replace("\r", " ").replace("\n", " ")
 
@@ -224,9 +224,9 @@ def _observed(original: Callable[..., Any], simple_error: Any) -> Callable[..., 
         try:
             result = original(self, func, sig, args, from_script)
         except Exception as exc:  # a bug inside a fake command: an error reply, as a server would send
-            result = simple_error(one_line(f"ERR {type(exc).__name__}: {exc}"))
+            result = simple_error(resp_line(f"ERR {type(exc).__name__}: {exc}"))
         if type(result) is simple_error and ("\n" in result.value or "\r" in result.value):
-            result.value = one_line(result.value)
+            result.value = resp_line(result.value)
         if view is not None:
             buffer = view._buffer
             buffer.append((sig.name, args, result, perf_counter_ns() - start, from_script))

@@ -25,6 +25,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from ..own_commands import own_commands, unobserved
+from ..text import plural
 
 REAL_SERVER_BACKENDS = frozenset({"server", "url", "docker", "cluster"})
 _OWN_COMMANDS = frozenset({"INFO"})
@@ -83,17 +84,8 @@ class ServerStats:
         touched = f", {self.keys_touched} keys touched" if self.keys_touched is not None else ""
         return (
             f"server-side: {self.total_calls} commands ({commands or 'none'}{more}) in {self.total_ms:.3f} ms, "
-            f"keyspace {self.keyspace_hits} hits / {self.keyspace_misses} misses{touched}"
+            f"keyspace {plural(self.keyspace_hits, 'hit')} / {plural(self.keyspace_misses, 'miss', 'misses')}{touched}"
         )
-
-    def as_dict(self) -> dict[str, Any]:
-        return {
-            "keyspace_hits": self.keyspace_hits,
-            "keyspace_misses": self.keyspace_misses,
-            "calls": dict(self.calls),
-            "usec": dict(self.usec),
-            "keys_touched": self.keys_touched,
-        }
 
 
 def command_name(stat_key: str) -> str:

@@ -12,12 +12,16 @@ from .events import Event
 from .patterns import MATCH_ALL, key_shape, matcher
 
 
+def nearest_rank(count: int, fraction: float) -> int:
+    """The 1-based rank of the nearest-rank percentile among ``count`` values (at least 1)."""
+    return max(1, math.ceil(fraction * count))
+
+
 def percentile(sorted_values: Sequence[float], fraction: float) -> float:
     """Nearest-rank percentile: the smallest value with at least ``fraction`` of values <= it."""
     if not sorted_values:
         raise ValueError("percentile of no values")
-    rank = max(1, math.ceil(fraction * len(sorted_values)))
-    return sorted_values[rank - 1]
+    return sorted_values[nearest_rank(len(sorted_values), fraction) - 1]
 
 
 @dataclass(frozen=True)

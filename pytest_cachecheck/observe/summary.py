@@ -21,7 +21,7 @@ from .commands import DELETE, ERROR, HIT, MISS, WRITE, classify, classify_single
 from .events import Event
 from .instrument import RawEvent
 from .patterns import MATCH_ALL, key_shape, matcher
-from .stats import HitRate
+from .stats import HitRate, nearest_rank
 from .ttl import KeysAtEnd, keys_without_ttl
 
 # Histogram buckets: values below 2**SUB_BITS+1 ns are exact; above, each power of two
@@ -84,7 +84,7 @@ class LatencyHistogram:
         """Nearest-rank percentile (as ``observe.stats.percentile``), within 1.6 % above the exact value."""
         if not self.count:
             return None
-        return self.value_at_rank_ms(max(1, math.ceil(fraction * self.count)))
+        return self.value_at_rank_ms(nearest_rank(self.count, fraction))
 
     def value_at_rank_ms(self, rank: int) -> float:
         """The ``rank``-th smallest duration (1-based), within 1.6 % above the exact value."""
