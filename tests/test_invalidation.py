@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 # Three ways to invalidate a 'catalog' cache. populate(n) fills the cache with n entries
-# using pipelined MSETs (a few commands per 10k keys keeps the 100k-key runs fast).
+# using pipelined MSETs (a few commands per 10k keys).
 LAYERS = """
 import redis
 
@@ -53,7 +53,8 @@ class ScanCache(KeysCache):
             self.client.delete(*doomed)
 """
 
-SIZES = "(100, 1_000, 10_000, 100_000)"
+# The counts (keys touched, commands per size) decide O(1) by 10,000 keys; 100,000 only cost time.
+SIZES = "(100, 1_000, 10_000)"
 
 
 @pytest.fixture
@@ -77,7 +78,7 @@ def test_incr_namespace_is_o1_and_keys_or_scan_invalidation_is_not(project: pyte
         def test_o1(cache_redis, cache_invalidation, layer):
             cache = layer(cache_redis)
             result = cache_invalidation.scaling(cache.populate, cache.invalidate, sizes={SIZES}, repeats=3)
-            assert [row.size for row in result.rows] == [100, 1_000, 10_000, 100_000]
+            assert [row.size for row in result.rows] == [100, 1_000, 10_000]
         """
     )
     result = run(project, "-v")
@@ -87,11 +88,11 @@ def test_incr_namespace_is_o1_and_keys_or_scan_invalidation_is_not(project: pyte
             "*test_o1?NamespaceCache? PASSED*",
             "*test_o1?KeysCache? FAILED*",
             "*test_o1?ScanCache? FAILED*",
-            "*cache_invalidation: not O(1): keys touched grow with the cache (100 -> 1000 -> 10000 -> 100000)*"
+            "*cache_invalidation: not O(1): keys touched grow with the cache (100 -> 1000 -> 10000)*"
             "per size: 100: 2 commands (KEYS 1, DEL 1), 100 keys, 2 server-side calls*"
-            "100000: 2 commands (KEYS 1, DEL 1), 100000 keys*",
+            "10000: 2 commands (KEYS 1, DEL 1), 10000 keys*",
             "*cache_invalidation: not O(1): client-side commands grow with the cache (* -> 1*)*"
-            "100000: 1* commands (SCAN *, DEL 1), 100000 keys*",
+            "10000: 1* commands (SCAN *, DEL 1), 10000 keys*",
         ]
     )
     assert "Traceback" not in result.stdout.str()

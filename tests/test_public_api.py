@@ -71,3 +71,11 @@ def test_the_registry_is_what_targets_and_the_report_schema_accept() -> None:
         "12.4 ms",
     ]
     assert METRICS["speedup"].limit_text(2) == ">= 2.00x" and METRICS["stale_reads"].limit_text(0) == "<= 0"
+
+
+def test_inner_runs_have_no_cacheprovider_without_asking(pytester: pytest.Pytester) -> None:
+    """tests/conftest.py: a pytester run without ``-p no:cacheprovider`` leaves no ``.pytest_cache``."""
+    pytester.makepyfile("def test_nothing():\n    pass\n")
+    pytester.runpytest().assert_outcomes(passed=1)
+    pytester.runpytest_subprocess().assert_outcomes(passed=1)
+    assert not (pytester.path / ".pytest_cache").exists()
