@@ -25,6 +25,7 @@ import redis
 
 from .backends.base import Backend, BackendError
 from .backends.process import RedisProcess
+from .checks.arguments import is_whole_number, require_number
 from .interception import Interceptor, intercepting
 from .own_commands import unobserved
 
@@ -74,17 +75,6 @@ class RealOutageBackend(Protocol):
     def restore_server(self, mode: str) -> None: ...
 
 
-def _check_number(where: str, name: str, value: Any, low: float, high: float | None = None) -> float:
-    __tracebackhide__ = True
-    ok = isinstance(value, (int, float)) and not isinstance(value, bool) and value >= low
-    if ok and high is not None:
-        ok = value <= high
-    if not ok:
-        bounds = f"from {low:g} to {high:g}" if high is not None else f">= {low:g}"
-        raise ValueError(f"cache_faults.{where}: {name} must be a number {bounds}, got {value!r}")
-    return float(value)
-
-
 class CacheFaults:
     """The ``cache_faults`` fixture: ``outage()``, ``latency(ms)``, ``errors(rate, seed)``."""
 
@@ -130,7 +120,7 @@ class CacheFaults:
     def latency(self, ms: float) -> Iterator[FaultStats]:
         """Every command (every pipeline round trip) takes ``ms`` longer, counted in observed latency."""
         __tracebackhide__ = True
-        delay = _check_number("latency", "ms", ms, 0) / 1000
+        delay = require_number("cache_faults.latency", "ms", ms, low=0) / 1000
         self._require_monitor("latency()")
         stats = FaultStats("latency")
 
@@ -145,8 +135,8 @@ class CacheFaults:
     def errors(self, rate: float, seed: int | None = None) -> Iterator[FaultStats]:
         """A fraction ``rate`` of commands raise ``redis.ConnectionError``; the same ``seed`` fails the same ones."""
         __tracebackhide__ = True
-        fraction = _check_number("errors", "rate", rate, 0, 1)
-        if seed is not None and (not isinstance(seed, int) or isinstance(seed, bool)):
+        fraction = require_number("cache_faults.errors", "rate", rate, low=0, high=1)
+        if seed is not None and not is_whole_number(seed):
             raise ValueError(f"cache_faults.errors: seed must be a whole number or None, got {seed!r}")
         self._require_monitor("errors()")
         stats = FaultStats("errors")

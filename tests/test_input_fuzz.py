@@ -26,10 +26,11 @@ from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
 from pytest_cachecheck.checks import CHECKS
-from pytest_cachecheck.checks.arguments import MarkerError
+from pytest_cachecheck.checks.arguments import MarkerError, require_number, require_whole
 from pytest_cachecheck.checks.target_file import parse_targets
 from pytest_cachecheck.config import Settings, parse_settings
 from pytest_cachecheck.observe.commands import is_known
+from pytest_cachecheck.text import safe_repr
 
 FUZZ = settings(
     max_examples=400, deadline=None, database=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
@@ -721,3 +722,22 @@ def test_valid_ini_boolean_is_still_accepted(pytester: pytest.Pytester) -> None:
     pytester.makepyfile("def test_uses_redis(cache_redis):\n    cache_redis.set('a', 1)\n")
     result = pytester.runpytest("-p", "no:cacheprovider")
     result.assert_outcomes(passed=1)
+
+
+def repr_id(value: Any) -> str:
+    return safe_repr(value, limit=24)
+
+
+@pytest.mark.parametrize(
+    "value", [True, False, math.nan, math.inf, -math.inf, 10**400, "3", None, [3], 2.5], ids=repr_id
+)
+def test_fixture_method_numbers_follow_the_marker_rule(value: Any) -> None:
+    """One rule for numbers everywhere: a bool is not a number, nor is an infinite or non-finite one
+    (``cache_faults.latency(ms=inf)`` would sleep forever), nor text; a whole number is an int."""
+    if value != 2.5:
+        with pytest.raises(ValueError, match=r"^cache_faults\.latency: ms must be a number >= 0, got "):
+            require_number("cache_faults.latency", "ms", value, low=0)
+    if value != 10**400:
+        with pytest.raises(ValueError, match=r"^cache_bench\.speedup: rounds must be a whole number >= 3, got "):
+            require_whole("cache_bench.speedup", "rounds", value, low=3)
+    assert require_number("x", "n", 2, low=0, high=3) == 2.0 and require_whole("x", "n", 3, low=3) == 3

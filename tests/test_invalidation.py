@@ -270,7 +270,7 @@ def test_bad_arguments_are_one_line_errors(project: pytest.Pytester) -> None:
         def test_bad_sizes(cache_invalidation):
             with pytest.raises(ValueError, match="'sizes' must hold at least two different whole numbers"):
                 cache_invalidation.scaling(lambda n: None, lambda: None, sizes=(100,))
-            with pytest.raises(ValueError, match="'timeout_ms' must be a number > 0"):
+            with pytest.raises(ValueError, match="timeout_ms must be a number > 0"):
                 cache_invalidation.measure(lambda: None, lambda: None, 1, timeout_ms=0)
         """
     )

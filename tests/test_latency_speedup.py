@@ -296,9 +296,9 @@ def test_bench_argument_errors(pytester: pytest.Pytester) -> None:
         import pytest
 
         def test_bad(cache_bench):
-            with pytest.raises(ValueError, match="'rounds' must be a whole number >= 3, got 1"):
+            with pytest.raises(ValueError, match="rounds must be a whole number >= 3, got 1"):
                 cache_bench.speedup(lambda: None, lambda: None, rounds=1)
-            with pytest.raises(ValueError, match="'concurrency' must be a whole number >= 1, got 0"):
+            with pytest.raises(ValueError, match="concurrency must be a whole number >= 1, got 0"):
                 cache_bench.load(lambda: None, concurrency=0)
             with pytest.raises(TypeError, match="'call' and 'cold' must be callables"):
                 cache_bench.speedup(None, lambda: None)

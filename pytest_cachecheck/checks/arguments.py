@@ -34,6 +34,43 @@ _COMMAND = re.compile(r"^[A-Z][A-Z0-9_.\-]*( [A-Z][A-Z0-9_.\-]*)?$")
 _COMMAND_EXAMPLE = "a Redis command name such as 'KEYS' or 'CONFIG SET'"
 
 
+def _range(low: float | None, high: float | None, low_open: bool) -> str:
+    if low is not None and high is not None:
+        return f" from {low:g} to {high:g}"
+    if low is not None:
+        return f" {'>' if low_open else '>='} {low:g}"
+    return ""
+
+
+def require_number(
+    api: str, name: str, value: Any, *, low: float | None = None, high: float | None = None, low_open: bool = False
+) -> float:
+    """A number given to a fixture method (``cache_faults.latency(ms)``), by the markers' rule: an int or
+    float, never a bool, finite, in range; else one ``ValueError`` line naming the method and argument."""
+    __tracebackhide__ = True  # raised into the user's test: the traceback ends at their call
+    ok = is_finite_number(value)
+    if ok and low is not None:
+        ok = value > low if low_open else value >= low
+    if ok and high is not None:
+        ok = value <= high
+    if not ok:
+        raise ValueError(f"{api}: {name} must be a number{_range(low, high, low_open)}, got {safe_repr(value)}")
+    return float(value)
+
+
+def is_whole_number(value: Any, low: int | None = None) -> bool:
+    """An int that is not a bool (``True`` is not 1 repeat), at least ``low``."""
+    return isinstance(value, int) and not isinstance(value, bool) and (low is None or value >= low)
+
+
+def require_whole(api: str, name: str, value: Any, *, low: int | None = None) -> int:
+    """A whole number given to a fixture method (``cache_bench.speedup(rounds=...)``), by the same rule."""
+    __tracebackhide__ = True
+    if not is_whole_number(value, low):
+        raise ValueError(f"{api}: {name} must be a whole number{_range(low, None, False)}, got {safe_repr(value)}")
+    return int(value)
+
+
 class MarkerError(Exception):
     """A marker used with a wrong argument; the message is one line naming both."""
 

@@ -24,7 +24,7 @@ from ..observe.commands import classify
 from ..observe.instrument import state
 from ..observe.patterns import shown_value
 from ..observe.server_stats import ServerCounters, ServerStats, ServerStatsProbe, difference
-from .arguments import MarkerSpec, Param
+from .arguments import MarkerSpec, Param, is_whole_number, require_number, require_whole
 from .base import FAILED, PASSED, Check, CheckResult, Measurement, TestContext
 from .drive import Call, Procedure, Sleep, drive, is_async
 from .statistics import loglog_slope
@@ -180,8 +180,7 @@ class InvalidationProbe:
         """
         if not callable(write) or not callable(read):
             raise TypeError("cache_invalidation.measure: 'write' and 'read' must be callables taking no arguments")
-        if not isinstance(timeout_ms, (int, float)) or isinstance(timeout_ms, bool) or timeout_ms <= 0:
-            raise ValueError(f"cache_invalidation.measure: 'timeout_ms' must be a number > 0, got {timeout_ms!r}")
+        require_number("cache_invalidation.measure", "timeout_ms", timeout_ms, low=0, low_open=True)
         procedure = self._measure(write, read, expect, timeout_ms)
         return drive(procedure, is_async(write, read), "cache_invalidation.measure")
 
@@ -253,13 +252,12 @@ class InvalidationProbe:
                 "cache_invalidation.scaling: 'populate' (fn(size)) and 'invalidate' (fn()) must be callables"
             )
         checked = tuple(sizes)
-        if len(set(checked)) < 2 or any(not isinstance(size, int) or size < 1 for size in checked):
+        if len(set(checked)) < 2 or not all(is_whole_number(size, 1) for size in checked):
             raise ValueError(
                 "cache_invalidation.scaling: 'sizes' must hold at least two different whole numbers >= 1, "
                 f"got {sizes!r}"
             )
-        if not isinstance(repeats, int) or repeats < 1:
-            raise ValueError(f"cache_invalidation.scaling: 'repeats' must be a whole number >= 1, got {repeats!r}")
+        require_whole("cache_invalidation.scaling", "repeats", repeats, low=1)
         procedure = self._scaling(populate, invalidate, tuple(sorted(set(checked))), repeats)
         return drive(procedure, is_async(populate, invalidate), "cache_invalidation.scaling")
 

@@ -26,7 +26,7 @@ from typing import Any
 from ..observe.events import Event
 from ..observe.stats import compute_stats, percentile
 from ..text import plural
-from .arguments import MarkerSpec, Param
+from .arguments import MarkerSpec, Param, require_whole
 from .base import FAILED, INCONCLUSIVE, PASSED, Check, CheckResult, Measurement, TestContext
 from .drive import Call, Procedure, drive, is_async
 from .statistics import MedianInterval, QuantileBounds, median_interval, quantile_bounds
@@ -156,8 +156,7 @@ class CacheBench:
         """
         if not callable(call) or not callable(cold):
             raise TypeError("cache_bench.speedup: 'call' and 'cold' must be callables taking no arguments")
-        if not isinstance(rounds, int) or isinstance(rounds, bool) or rounds < 3:
-            raise ValueError(f"cache_bench.speedup: 'rounds' must be a whole number >= 3, got {rounds!r}")
+        require_whole("cache_bench.speedup", "rounds", rounds, low=3)
         return drive(self._speedup(call, cold, rounds), is_async(call, cold), "cache_bench.speedup")
 
     def _speedup(self, call: Callable[[], Any], cold: Callable[[], Any], rounds: int) -> Procedure[Speedup]:
@@ -205,8 +204,7 @@ class CacheBench:
         if not callable(call):
             raise TypeError("cache_bench.load: 'call' must be a callable taking no arguments")
         for name, value in (("concurrency", concurrency), ("requests", requests)):
-            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-                raise ValueError(f"cache_bench.load: {name!r} must be a whole number >= 1, got {value!r}")
+            require_whole("cache_bench.load", name, value, low=1)
         if inspect.iscoroutinefunction(call):
             return self._load_async(call, concurrency, requests)
         return self._load_threads(call, concurrency, requests)
