@@ -6,9 +6,11 @@ import dataclasses
 import difflib
 from dataclasses import dataclass
 from time import perf_counter_ns
-from typing import Any
+from typing import Any, Literal, overload
 
 import pytest
+import redis
+import redis.asyncio
 
 from .backends import Backend, BackendError, ServerInfo, make_backend
 from .checks import CHECKS, CheckResult, TestContext
@@ -38,8 +40,14 @@ class CacheServer:
     port = property(lambda self: self.info.port)
     version = property(lambda self: self.info.version)
 
+    @overload
+    def client(self, *, asyncio: Literal[False] = False) -> redis.Redis | redis.RedisCluster: ...
+    @overload
+    def client(self, *, asyncio: Literal[True]) -> redis.asyncio.Redis | redis.asyncio.RedisCluster: ...
+
     def client(self, *, asyncio: bool = False) -> Any:
-        """A new client on the tests' database (bytes replies); not cleaned per test."""
+        """A new client on the tests' database (bytes replies; cluster clients on cluster backends);
+        not cleaned per test."""
         return self._backend.client(asyncio=asyncio)
 
 

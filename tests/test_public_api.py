@@ -79,3 +79,20 @@ def test_inner_runs_have_no_cacheprovider_without_asking(pytester: pytest.Pytest
     pytester.runpytest().assert_outcomes(passed=1)
     pytester.runpytest_subprocess().assert_outcomes(passed=1)
     assert not (pytester.path / ".pytest_cache").exists()
+
+
+def test_every_target_metric_is_measured_or_reported_as_no_data() -> None:
+    """A metric added to the registry without its measurement fails here, not in a user's run."""
+    from pytest_cachecheck.checks.target_file import Target
+    from pytest_cachecheck.checks.targets import NO_DATA, evaluate_targets
+    from pytest_cachecheck.observe.summary import RunSummary
+
+    limits = tuple((name, 1) for name in TARGET_METRICS)
+    empty = evaluate_targets([Target("all", "*", limits)], RunSummary())
+    assert [(row.metric, row.status) for row in empty] == [(name, NO_DATA) for name in TARGET_METRICS]
+    observed = RunSummary()
+    observed.add_records("t::a", [(0, 2_000_000, ("GET", "k"), None, 0)])
+    rows = {row.metric: row for row in evaluate_targets([Target("all", "*", limits)], observed)}
+    for name, metric in TARGET_METRICS.items():
+        if metric.source in ("reads", "commands"):
+            assert rows[name].value is not None, name

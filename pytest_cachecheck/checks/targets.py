@@ -104,8 +104,13 @@ def _measured(name: str, stats: PatternSummary) -> tuple[float | None, str]:
         return stats.hit_rate, account
     if metric.source == COMMANDS:
         latency = stats.latency
-        value = latency.percentile_ms(metric.quantile) if metric.quantile is not None else latency.max_ns / 1e6
-        return (value if latency.count else None), f"over {latency.count} commands"
+        if not latency.count:
+            return None, f"over {latency.count} commands"
+        if metric.statistic == "percentile" and metric.quantile is not None:
+            return latency.percentile_ms(metric.quantile), f"over {latency.count} commands"
+        if metric.statistic == "max":
+            return latency.max_ns / 1e6, f"over {latency.count} commands"
+        raise NotImplementedError(f"metric {name!r}: statistic {metric.statistic!r} has no measurement here")
     if metric.source == WRITES:
         if not stats.keys_written:
             return None, ""
