@@ -5,6 +5,10 @@ the code under test creates on its own are observed without any change to it. Th
 hot path does as little as possible: two clock reads, one tuple, one ``list.append``.
 Classification into hits and misses happens later, lazily (see ``events.py``).
 
+Beside the commands of plain clients the wrapper takes a baseline probe now and then (one
+``PING`` on the same client, about 1% of the commands' time, see ``PROBE_RATIO``): the
+machine's own round trip over the same seconds, which timing verdicts are judged against.
+
 A raw record is ``(start_ns, duration_ns, args, reply, pipeline_id)``; ``reply`` is
 the exception instance when the command failed; ``pipeline_id`` is 0 outside pipelines.
 
@@ -26,6 +30,7 @@ import importlib
 import itertools
 import threading
 import types
+import weakref
 from collections import Counter
 from collections.abc import Callable, Iterator
 from contextvars import ContextVar
@@ -62,13 +67,150 @@ class Interceptor:
 
 
 class _State:
-    """Module state read on the hot path; attributes are swapped, never mutated in place."""
+    """Module state read on the hot path; attributes are swapped, never mutated in place
+    (``credit_ns``, ``probe_ns`` and ``probes`` are plain counters, updated without a lock: a
+    lost update between threads only moves one probe a little)."""
 
     log: list[RawEvent] | None = None
     interceptor: Interceptor | None = None
+    baseline: list[tuple[int, int]] | None = None  # the active monitor's probes: (start_ns, duration_ns)
+    credit_ns = 0  # observed command time since the last baseline probe
+    probe_ns = 0  # total time of the probes so far in this process
+    probes = 0
 
 
 state = _State()
+# A baseline probe (one PING, see ``_probe``) is taken once the observed commands' time since the
+# last one reaches PROBE_RATIO times the average probe: the probes cost about 1/PROBE_RATIO of the
+# time the test's commands took. The first observed command of a test always takes one.
+PROBE_RATIO = 100
+_PROBE_ARGS = ("PING",)
+
+
+def _probe_due(duration_ns: int) -> bool:
+    """Add a command's time to the credit; True when a baseline probe is due after it."""
+    credit = state.credit_ns + duration_ns
+    state.credit_ns = credit
+    return state.baseline is not None and credit * state.probes >= PROBE_RATIO * state.probe_ns
+
+
+def _probed(start: int) -> None:
+    """Book one probe that started at ``start`` and ended now."""
+    duration = perf_counter_ns() - start
+    baseline = state.baseline
+    if baseline is not None:
+        baseline.append((start, duration))
+    state.probe_ns += duration
+    state.probes += 1
+    state.credit_ns = 0
+
+
+_LIBRARIES = frozenset({"redis", "fakeredis", "valkey"})
+
+
+class _ProbeConnections(threading.local):
+    """Per thread: one probe connection per client connection pool (None: that pool cannot be probed)."""
+
+    def __init__(self) -> None:
+        self.by_pool: weakref.WeakKeyDictionary[Any, Any] = weakref.WeakKeyDictionary()
+
+
+_probe_connections = _ProbeConnections()
+
+
+def _library_class(cls: type) -> type | None:
+    """The client library's own connection class behind ``cls``: a subclass the application defined
+    (a proxy that holds replies, a tracing wrapper) belongs to the code under test, not to the machine."""
+    for candidate in cls.__mro__:
+        if candidate.__module__.split(".")[0] in _LIBRARIES:
+            return candidate
+    return None
+
+
+def _probe_connection(client: Any) -> Any:
+    """A connection of the library's class to the same server and database as ``client``'s pool, this
+    thread's own, connected outside any timing; None when there is none to make."""
+    pool = getattr(client, "connection_pool", None)
+    if pool is None:
+        return None
+    connections = _probe_connections.by_pool
+    try:
+        return connections[pool]
+    except KeyError:
+        pass
+    except TypeError:  # a pool that cannot be weakly referenced
+        return None
+    connection = None
+    cls = _library_class(getattr(pool, "connection_class", object))
+    if cls is not None:
+        try:
+            connection = cls(**getattr(pool, "connection_kwargs", {}))
+            _connect_as_own(connection)
+        except Exception:
+            connection = None
+    connections[pool] = connection
+    return connection
+
+
+def _connect_as_own(connection: Any) -> None:
+    """Connect, counting the handshake the library sends (``HELLO``, ``CLIENT SETINFO``, ``SELECT``...)
+    as the plugin's own commands, so server-side deltas leave the probe's connection out."""
+    sent: list[tuple[Any, ...]] = []
+    send = connection.send_command
+
+    def recording(*args: Any, **options: Any) -> Any:
+        sent.append(args)
+        return send(*args, **options)
+
+    connection.send_command = recording
+    try:
+        connection.connect()
+    finally:
+        del connection.send_command
+        _count_own(sent, None)
+
+
+def _probe(original: Callable[..., Any], client: Any) -> None:
+    """The machine's own round trip, beside the code's commands: one ``PING`` to the same server, from
+    the same thread, on a connection of the library's own class (not the application's, not through
+    any interceptor: an injected latency or a slow connection class belongs to the code under test),
+    not recorded, counted as the plugin's own command. A failure is swallowed and ends probing on
+    that pool: the probe never changes what the code under test sees."""
+    connection = _probe_connection(client)
+    if connection is None:
+        return
+    start = perf_counter_ns()
+    try:
+        connection.send_command(*_PROBE_ARGS)
+        reply = connection.read_response()
+    except Exception:
+        _probe_connections.by_pool[client.connection_pool] = None
+        return
+    _probed(start)
+    _count_own([_PROBE_ARGS], [reply])
+
+
+def route_baseline(probes: list[tuple[int, int]] | None) -> None:
+    """Send baseline probes to ``probes`` (a monitor's; None: take none), the next one due at once."""
+    state.baseline = probes
+    state.credit_ns = 1 << 62
+
+
+async def _probe_async(original: Callable[..., Any], client: Any) -> None:
+    """``_probe`` for asyncio clients: a ``PING`` through the client itself (an asyncio connection
+    belongs to one event loop), awaited in the same task, so it waits for the event loop as the
+    code's own commands do (the hidden cost of many concurrent tasks). Interceptors are bypassed;
+    a slow connection class of the application's would slow it too."""
+    start = perf_counter_ns()
+    try:
+        reply = await original(client, *_PROBE_ARGS)
+    except Exception:
+        return
+    _probed(start)
+    _count_own([_PROBE_ARGS], [reply])
+
+
+
 # Why commands are not recorded right now: 0 (they are), _GUARD (inside an observed
 # cluster call or pipeline: the outer call is recorded), _PLUGIN (the plugin's own
 # commands: counted in ``_own``). Both markers are truthy, so the hot path tests one value.
@@ -340,8 +482,8 @@ def forwarded_name(original: Callable[..., Any]) -> str | None:
     return code.co_names[0] if same else None
 
 
-def _wrap_command(original: Callable[..., Any], guard: bool = False) -> Callable[..., Any]:
-    """Record one command.
+def _wrap_command(original: Callable[..., Any], guard: bool = False, probe: bool = False) -> Callable[..., Any]:
+    """Record one command; with ``probe`` (plain clients), take the baseline probe when one is due.
 
     Plain clients set no re-entry guard (that costs ~0.3 us a call): their single
     command never re-enters another client method. Cluster clients do (``guard``):
@@ -383,16 +525,21 @@ def _wrap_command(original: Callable[..., Any], guard: bool = False) -> Callable
         finally:
             if token is not None:
                 _inside.reset(token)
-        log.append((start, perf_counter_ns() - start, args, reply, 0))
+        duration = perf_counter_ns() - start
+        log.append((start, duration, args, reply, 0))
         if interceptor is not None:
             interceptor.after(args, reply)
+        if probe and _probe_due(duration):
+            _probe(original, self)
         return reply
 
     execute_command.__cachecheck_original__ = original  # type: ignore[attr-defined]
     return execute_command
 
 
-def _wrap_async_command(original: Callable[..., Any], guard: bool = False) -> Callable[..., Any]:
+def _wrap_async_command(
+    original: Callable[..., Any], guard: bool = False, probe: bool = False
+) -> Callable[..., Any]:
     """The asyncio twin of ``_wrap_command``."""
 
     @functools.wraps(original)
@@ -423,9 +570,12 @@ def _wrap_async_command(original: Callable[..., Any], guard: bool = False) -> Ca
         finally:
             if token is not None:
                 _inside.reset(token)
-        log.append((start, perf_counter_ns() - start, args, reply, 0))
+        duration = perf_counter_ns() - start
+        log.append((start, duration, args, reply, 0))
         if interceptor is not None:
             interceptor.after(args, reply)
+        if probe and _probe_due(duration):
+            await _probe_async(original, self)
         return reply
 
     execute_command.__cachecheck_original__ = original  # type: ignore[attr-defined]
@@ -537,20 +687,20 @@ def _wrap_async_pipeline(original: Callable[..., Any]) -> Callable[..., Any]:
 
 # (module, class, method, wrapper). Missing modules (valkey, old redis-py) are skipped.
 _TARGETS: tuple[tuple[str, str, str, Callable[[Callable[..., Any]], Callable[..., Any]]], ...] = (
-    ("redis.client", "Redis", "execute_command", _wrap_command),
+    ("redis.client", "Redis", "execute_command", functools.partial(_wrap_command, probe=True)),
     ("redis.client", "Pipeline", "immediate_execute_command", _wrap_command),
     ("redis.client", "Pipeline", "execute", _wrap_pipeline),
-    ("redis.asyncio.client", "Redis", "execute_command", _wrap_async_command),
+    ("redis.asyncio.client", "Redis", "execute_command", functools.partial(_wrap_async_command, probe=True)),
     ("redis.asyncio.client", "Pipeline", "immediate_execute_command", _wrap_async_command),
     ("redis.asyncio.client", "Pipeline", "execute", _wrap_async_pipeline),
     ("redis.cluster", "RedisCluster", "execute_command", functools.partial(_wrap_command, guard=True)),
     ("redis.cluster", "ClusterPipeline", "execute", _wrap_pipeline),
     ("redis.asyncio.cluster", "RedisCluster", "execute_command", functools.partial(_wrap_async_command, guard=True)),
     ("redis.asyncio.cluster", "ClusterPipeline", "execute", _wrap_async_pipeline),
-    ("valkey.client", "Valkey", "execute_command", _wrap_command),
+    ("valkey.client", "Valkey", "execute_command", functools.partial(_wrap_command, probe=True)),
     ("valkey.client", "Pipeline", "immediate_execute_command", _wrap_command),
     ("valkey.client", "Pipeline", "execute", _wrap_pipeline),
-    ("valkey.asyncio.client", "Valkey", "execute_command", _wrap_async_command),
+    ("valkey.asyncio.client", "Valkey", "execute_command", functools.partial(_wrap_async_command, probe=True)),
     ("valkey.asyncio.client", "Pipeline", "immediate_execute_command", _wrap_async_command),
     ("valkey.asyncio.client", "Pipeline", "execute", _wrap_async_pipeline),
 )

@@ -8,7 +8,7 @@ from typing import TypeVar
 
 from .commands import written_key_texts
 from .events import Event, classify_raw
-from .instrument import RawEvent, state
+from .instrument import RawEvent, route_baseline, state
 from .patterns import MATCH_ALL
 from .stats import CacheStats, compute_stats
 
@@ -30,18 +30,25 @@ class CacheMonitor:
         self._warmup_start = 0
         self._previous: list[RawEvent] | None = None
         self._before_reset: list[list[RawEvent]] = []
+        self._previous_baseline: list[tuple[int, int]] | None = None
+        self.baseline: list[tuple[int, int]] = []  # (start_ns, duration_ns) of the probes, see ``instrument``
         self.active = False
 
     def activate(self) -> None:
         """Route observed commands into this monitor (a nested pytest run's monitor stacks)."""
         self._previous = state.log
+        self._previous_baseline = state.baseline
         state.log = self._raw
+        route_baseline(self.baseline)
         self.active = True
 
     def deactivate(self) -> None:
         if state.log is self._raw:
             state.log = self._previous
+        if state.baseline is self.baseline:
+            route_baseline(self._previous_baseline)
         self._previous = None
+        self._previous_baseline = None
         self.active = False
 
     def reset(self) -> None:
