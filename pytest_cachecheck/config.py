@@ -423,11 +423,14 @@ class TargetMetric:
 
 TARGET_METRICS: dict[str, TargetMetric] = {
     "hit_rate": TargetMetric("fraction", True, "a number from 0 to 1 (fraction of reads that hit)"),
+    "mean_ms": TargetMetric("ms", False, "a number of milliseconds > 0", timing=True),
     "p50_ms": TargetMetric("ms", False, "a number of milliseconds > 0", timing=True),
     "p95_ms": TargetMetric("ms", False, "a number of milliseconds > 0", timing=True),
     "p99_ms": TargetMetric("ms", False, "a number of milliseconds > 0", timing=True),
+    "p999_ms": TargetMetric("ms", False, "a number of milliseconds > 0", timing=True),
     "max_ms": TargetMetric("ms", False, "a number of milliseconds > 0", timing=True),
     "invalidation_ms": TargetMetric("ms", False, "a number of milliseconds > 0", timing=True),
+    "invalidation_mean_ms": TargetMetric("ms", False, "a number of milliseconds > 0", timing=True),
     "stale_reads": TargetMetric("count", False, "a whole number >= 0"),
     "keys_without_ttl": TargetMetric("count", False, "a whole number >= 0"),
     "speedup": TargetMetric("ratio", True, "a number > 0 (cached/uncached ratio)", timing=True),

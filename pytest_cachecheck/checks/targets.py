@@ -4,8 +4,11 @@ A limit is ``met``, ``missed``, or ``no data`` when the run never measured its m
 for the target's keys; ``no data`` counts as missed (a claim nobody checked is not
 met) and says which fixture or kind of test would measure it. A latency percentile
 above its ceiling is ``missed`` only on clear evidence, as with ``cache_latency``: its
-99.9% lower confidence bound is above the ceiling too; otherwise it is
-``inconclusive``, shown but not failing the run (timing on shared CI machines is noisy).
+99.9% lower confidence bound is above the ceiling too (the mean: its DKW/Anderson bound);
+otherwise it is ``inconclusive``, shown but not failing the run (timing on shared CI machines
+is noisy). Every timing limit is also read against the baseline probes of the tests that
+touched the target's keys (``baseline.py``): a miss while the machine's own round trip was
+itself over the limit at the same statistic is ``inconclusive`` too.
 With ``--cache-timing report``, a missed limit on a clock-measured metric (latency,
 invalidation time, speedup) is ``not enforced``: shown, not failing.
 """
@@ -16,8 +19,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from ..config import TARGET_METRICS, Target
-from ..observe.summary import PatternSummary, RunSummary
+from ..observe.summary import LatencyHistogram, PatternSummary, RunSummary
 from .base import INCONCLUSIVE, NOT_ENFORCED
+from .baseline import QUANTILES, Baseline, explained
 from .statistics import quantile_lower_rank
 
 MET = "met"
@@ -25,15 +29,24 @@ MISSED = "missed"
 NO_DATA = "no data"
 _CONFIDENCE = 0.999
 
-_PERCENTILES = {"p50_ms": 0.50, "p95_ms": 0.95, "p99_ms": 0.99}
+_PERCENTILES = {name: q for name, q in QUANTILES.items() if q is not None and q < 1}
+# The baseline statistic each timing limit is read against: the same statistic of the probes.
+_BASELINE_STATISTIC = {
+    **{name: name for name in QUANTILES},
+    "invalidation_ms": "max_ms",
+    "invalidation_mean_ms": "mean_ms",
+}
 
 _HOW_TO_MEASURE = {
     "hit_rate": "reads through a redis-py client (cache_redis, cache_url or the app's own client)",
+    "mean_ms": "commands through a redis-py client",
     "p50_ms": "commands through a redis-py client",
     "p95_ms": "commands through a redis-py client",
     "p99_ms": "commands through a redis-py client",
+    "p999_ms": "commands through a redis-py client",
     "max_ms": "commands through a redis-py client",
     "invalidation_ms": "a test calling cache_invalidation.measure(...)",
+    "invalidation_mean_ms": "a test calling cache_invalidation.measure(...)",
     "stale_reads": "a test using cache_consistency (run(...) or check())",
     "speedup": "a test calling cache_bench.speedup(...)",
     "keys_without_ttl": "writes through a redis-py client",
@@ -104,6 +117,10 @@ def evaluate_targets(targets: Sequence[Target], summary: RunSummary, enforce_tim
                 detail = evidence
                 if not ok and metric in _PERCENTILES:
                     status, detail = _percentile_evidence(stats, metric, limit, evidence)
+                if not ok and metric in ("mean_ms", "invalidation_mean_ms"):
+                    status, detail = _mean_evidence(stats, metric, limit, evidence)
+                if metric in _BASELINE_STATISTIC:
+                    status, detail = _against_baseline(stats, metric, limit, status, detail)
                 if status == MISSED and TARGET_METRICS[metric].timing and not enforce_timing:
                     status, detail = NOT_ENFORCED, f"{detail}; not enforced (--cache-timing report)"
             results.append(TargetResult(target.name, target.pattern, metric, value, limit, status, detail))
@@ -121,16 +138,64 @@ def _percentile_evidence(stats: PatternSummary, metric: str, limit: float, evide
     return INCONCLUSIVE, f"{evidence}; {shown} at 99.9% confidence: not clear evidence of a miss"
 
 
+def _mean_evidence(stats: PatternSummary, metric: str, limit: float, evidence: str) -> tuple[str, str]:
+    """``missed`` when the mean's distribution-free lower bound is above the ceiling."""
+    if metric == "mean_ms":
+        histogram = stats.latency
+    else:
+        histogram = stats.measured["invalidation_ms"].histogram
+    bound = histogram.mean_lower_bound_ms(_CONFIDENCE)
+    if bound is not None and bound > limit:
+        return MISSED, f"{evidence}; lower bound {format_metric(metric, bound)} at 99.9% confidence"
+    shown = "too few samples for a lower bound" if bound is None else f"lower bound {format_metric(metric, bound)}"
+    return INCONCLUSIVE, f"{evidence}; {shown} at 99.9% confidence: not clear evidence of a miss"
+
+
+def _baseline(histogram: LatencyHistogram) -> Baseline:
+    """The run's baseline probes for one pattern, as estimates of each statistic."""
+    if not histogram.count:
+        return Baseline()
+    estimates = []
+    for name, fraction in QUANTILES.items():
+        if fraction is None:
+            value = histogram.mean_ms()
+        elif fraction == 1.0:
+            value = histogram.max_ns / 1e6
+        else:
+            value = histogram.percentile_ms(fraction)
+        if value is not None:
+            estimates.append((name, value))
+    return Baseline(estimates=tuple(estimates), count=histogram.count)
+
+
+def _against_baseline(stats: PatternSummary, metric: str, limit: float, status: str, detail: str) -> tuple[str, str]:
+    """A clear miss while the baseline was itself over the limit is ``inconclusive``; the baseline is shown."""
+    baseline, statistic = _baseline(stats.baseline), _BASELINE_STATISTIC[metric]
+    if status == MISSED and baseline.over(statistic, limit):
+        return INCONCLUSIVE, f"{detail}; {explained(statistic, limit, baseline)}"
+    return status, f"{detail}; {baseline.describe(statistic)}"
+
+
 def _measured(metric: str, stats: PatternSummary) -> tuple[float | None, str]:
     """The run's value of ``metric`` for one pattern and a short account of where it comes from."""
     if metric == "hit_rate":
         top = ", ".join(f"{shape} ({count})" for shape, count in stats.miss_shapes.most_common(3))
         account = f"{stats.hits} hits, {stats.misses} misses" + (f"; most misses: {top}" if top else "")
         return stats.hit_rate, account
-    if metric in _PERCENTILES or metric == "max_ms":
+    if metric in QUANTILES:
         latency = stats.latency
-        value = latency.max_ns / 1e6 if metric == "max_ms" else latency.percentile_ms(_PERCENTILES[metric])
+        if metric == "max_ms":
+            value: float | None = latency.max_ns / 1e6
+        elif metric == "mean_ms":
+            value = latency.mean_ms()
+        else:
+            value = latency.percentile_ms(_PERCENTILES[metric])
         return (value if latency.count else None), f"over {latency.count} commands"
+    if metric == "invalidation_mean_ms":
+        measured = stats.measured.get("invalidation_ms")
+        if measured is None:
+            return None, ""
+        return measured.mean, f"mean of {measured.count} measurement(s)"
     if metric == "keys_without_ttl":
         if not stats.keys_written:
             return None, ""

@@ -146,6 +146,8 @@ def _probe_connection(client: Any) -> Any:
         try:
             connection = cls(**getattr(pool, "connection_kwargs", {}))
             _connect_as_own(connection)
+            connection.send_command(*_PROBE_ARGS)  # untimed: a first command may pay one-off costs
+            _count_own([_PROBE_ARGS], [connection.read_response()])
         except Exception:
             connection = None
     connections[pool] = connection
