@@ -148,7 +148,7 @@ def test_invalidation_mean_ms_fails_an_injected_latency(pytester: pytest.Pyteste
     result.stdout.fnmatch_lines(
         [
             "*test_fast PASSED*",
-            "*cache_invalidation: visibility latency mean 4*.* ms is above the ceiling 5 ms (lower bound * ms at "
+            "*cache_invalidation: visibility latency mean * ms is above the ceiling 5 ms (lower bound * ms at "
             "99.9% confidence); this machine's own round trip mean over the same seconds: * ms (* probes)*",
         ]
     )

@@ -20,14 +20,12 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-# The statistics a timing ceiling can set, by metric name; a percentile's fraction, or None.
+from ..metrics import LATENCY_CEILINGS
+
+# The statistics a latency ceiling can set (the registry's COMMANDS metrics): a percentile's
+# fraction, 1.0 for the maximum, None for the mean.
 QUANTILES: dict[str, float | None] = {
-    "mean_ms": None,
-    "p50_ms": 0.50,
-    "p95_ms": 0.95,
-    "p99_ms": 0.99,
-    "p999_ms": 0.999,
-    "max_ms": 1.0,
+    metric.name: 1.0 if metric.statistic == "max" else metric.quantile for metric in LATENCY_CEILINGS
 }
 
 
