@@ -151,6 +151,7 @@ class Metric:
 
 
 _BY_CLIENT = "commands through a redis-py client"
+_BY_COST = "a test calling cache_bench.cost(...)"
 
 METRICS: dict[str, Metric] = {
     metric.name: metric
@@ -190,6 +191,9 @@ METRICS: dict[str, Metric] = {
             of="invalidation_ms",
         ),
         Metric("stale_reads", COUNT, CEILING, FIXTURE, "sum", "a test using cache_consistency (run(...) or check())"),
+        Metric("round_trips_per_call", COUNT, CEILING, FIXTURE, "max", _BY_COST),
+        Metric("commands_per_call", COUNT, CEILING, FIXTURE, "max", _BY_COST),
+        Metric("bytes_per_call", COUNT, CEILING, FIXTURE, "max", _BY_COST, meaning="payload bytes sent and received"),
         Metric("keys_without_ttl", COUNT, CEILING, WRITES, "count", "writes through a redis-py client"),
         Metric(
             "speedup",

@@ -195,3 +195,48 @@ def test_max_ms_in_a_test_that_only_ran_scaling_bounds_its_timed_invalidations(p
             "seconds: * ms (* probes)*",
         ]
     )
+
+
+def test_a_cost_bound_fails_a_layer_that_makes_one_round_trip_per_key(pytester: pytest.Pytester) -> None:
+    """Counts, not clocks: 10 GETs are 10 round trips, one MGET (or a pipeline) is one, on any machine."""
+    pytester.makepyfile(
+        test_cost="""
+        import pytest
+
+        KEYS = [f"product:{index}" for index in range(10)]
+
+        def per_key(client):
+            return [client.get(key) for key in KEYS]
+
+        def batched(client):
+            return client.mget(KEYS)
+
+        def pipelined(client):
+            pipe = client.pipeline(transaction=False)
+            for key in KEYS:
+                pipe.get(key)
+            return pipe.execute()
+
+        @pytest.mark.cache_cost(round_trips=1)
+        @pytest.mark.parametrize("layer", [per_key, batched, pipelined])
+        def test_page(cache_redis, cache_bench, layer):
+            cache_redis.mset({key: b"x" * 100 for key in KEYS})
+            cost = cache_bench.cost(lambda: layer(cache_redis), calls=3)
+            assert cost.calls == 3 and cost.bytes >= 1000
+
+        @pytest.mark.cache_cost(commands=2)
+        def test_not_measured(cache_redis):
+            pass
+        """
+    )
+    result = pytester.runpytest("-p", "no:cacheprovider", "-v")
+    result.assert_outcomes(passed=2, failed=2)
+    result.stdout.fnmatch_lines_random(
+        [
+            "*test_page?batched? PASSED*",
+            "*test_page?pipelined? PASSED*",
+            "*cache_cost: 10 round trips per call is above round_trips=1 (3 of 3 calls over; 10 round trips, "
+            "10 commands (GET 10), 120 bytes sent, 1000 received)*",
+            "*cache_cost: no cost was measured; call cache_bench.cost(call) in the test*",
+        ]
+    )

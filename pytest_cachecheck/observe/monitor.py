@@ -113,6 +113,11 @@ class CacheMonitor:
         """The raw records behind ``events``, index for index: arguments as sent (TTL options)."""
         return self._outside_warmup(self._raw)
 
+    def raw_since(self, index: int) -> list[RawEvent]:
+        """Every record from position ``index`` of the raw log on (``raw_count`` taken earlier), warm-up
+        included: what one call sent (``cache_bench.cost``)."""
+        return self._raw[index:]
+
     @property
     def raw_count(self) -> int:
         """How many commands were recorded, warm-up included (cheap: no classification)."""
