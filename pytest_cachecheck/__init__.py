@@ -8,6 +8,7 @@ internal; their layout may change between releases.
 from .backends.base import BackendError
 from .checks.arguments import MarkerError
 from .checks.consistency import Amplification, CacheConsistency
+from .checks.cost import CallCost, Cost
 from .checks.history import ConsistencyReport, Operation, Violation, check_history
 from .checks.invalidation import InvalidationProbe, Scaling, ScalingRow, Visibility
 from .checks.speedup import CacheBench, LoadRun, Speedup
@@ -36,7 +37,9 @@ __all__ = [
     "InvalidationProbe",
     # results and what they are made of
     "CacheStats",
+    "CallCost",
     "ConsistencyReport",
+    "Cost",
     "Event",
     "FaultStats",
     "LatencyStats",

@@ -91,10 +91,11 @@ class Metric:
       measurement is the run's "worst" one;
     - ``timing``: rests on a clock, so ``--cache-timing report`` shows a miss without failing;
     - ``source``: where the run-wide value comes from (``READS``, ``COMMANDS``, ``WRITES``, ``FIXTURE``);
-    - ``statistic``: how it is computed from its source: ``"percentile"`` (with ``quantile``,
-      nearest rank; a missed ceiling needs the lower confidence bound above it) or ``"max"`` for
-      ``COMMANDS``; ``"max"``/``"sum"``/``"min"`` for ``FIXTURE`` measurements (their aggregation);
-      ``"rate"`` and ``"count"`` for the others;
+    - ``statistic``: how it is computed from its source: ``"mean"``, ``"percentile"`` (with
+      ``quantile``, nearest rank) or ``"max"`` for ``COMMANDS`` (a missed ceiling needs the lower
+      confidence bound above it, and the baseline round trip not over it); ``"max"``/``"sum"``/``"min"``
+      for ``FIXTURE`` measurements (their aggregation), ``"mean"`` for the mean of the measurements of
+      the fixture metric named by ``of``; ``"rate"`` and ``"count"`` for the others;
     - ``measured_by``: what in a run measures it, for the "no data" hint;
     - ``meaning``: a parenthetical after the kind's expected value in error messages;
     - ``target``: False for a metric that is only plotted (never a ``--cache-targets`` key).
@@ -110,6 +111,7 @@ class Metric:
     quantile: float | None = None
     meaning: str = ""
     target: bool = True
+    of: str = ""  # FIXTURE "mean": the metric whose measurements it averages
 
     @property
     def floor(self) -> bool:
@@ -149,6 +151,7 @@ class Metric:
 
 
 _BY_CLIENT = "commands through a redis-py client"
+_BY_COST = "a test calling cache_bench.cost(...)"
 
 METRICS: dict[str, Metric] = {
     metric.name: metric
@@ -162,9 +165,11 @@ METRICS: dict[str, Metric] = {
             "reads through a redis-py client (cache_redis, cache_url or the app's own client)",
             meaning="fraction of reads that hit",
         ),
+        Metric("mean_ms", MS, CEILING, COMMANDS, "mean", _BY_CLIENT, timing=True),
         Metric("p50_ms", MS, CEILING, COMMANDS, "percentile", _BY_CLIENT, timing=True, quantile=0.50),
         Metric("p95_ms", MS, CEILING, COMMANDS, "percentile", _BY_CLIENT, timing=True, quantile=0.95),
         Metric("p99_ms", MS, CEILING, COMMANDS, "percentile", _BY_CLIENT, timing=True, quantile=0.99),
+        Metric("p999_ms", MS, CEILING, COMMANDS, "percentile", _BY_CLIENT, timing=True, quantile=0.999),
         Metric("max_ms", MS, CEILING, COMMANDS, "max", _BY_CLIENT, timing=True),
         Metric(
             "invalidation_ms",
@@ -175,7 +180,20 @@ METRICS: dict[str, Metric] = {
             "a test calling cache_invalidation.measure(...)",
             timing=True,
         ),
+        Metric(
+            "invalidation_mean_ms",
+            MS,
+            CEILING,
+            FIXTURE,
+            "mean",
+            "a test calling cache_invalidation.measure(...)",
+            timing=True,
+            of="invalidation_ms",
+        ),
         Metric("stale_reads", COUNT, CEILING, FIXTURE, "sum", "a test using cache_consistency (run(...) or check())"),
+        Metric("round_trips_per_call", COUNT, CEILING, FIXTURE, "max", _BY_COST),
+        Metric("commands_per_call", COUNT, CEILING, FIXTURE, "max", _BY_COST),
+        Metric("bytes_per_call", COUNT, CEILING, FIXTURE, "max", _BY_COST, meaning="payload bytes sent and received"),
         Metric("keys_without_ttl", COUNT, CEILING, WRITES, "count", "writes through a redis-py client"),
         Metric(
             "speedup",

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+from collections.abc import Sequence
 from dataclasses import dataclass
 from time import perf_counter_ns
 from typing import Any, Literal, overload
@@ -17,6 +18,7 @@ from .checks import CHECKS, CheckResult, TestContext
 from .checks.arguments import MarkerError
 from .checks.base import FAILED, INCONCLUSIVE, NOT_ENFORCED
 from .config import Settings
+from .interception import RawEvent
 from .observe.monitor import CacheMonitor
 from .observe.server_stats import ServerCounters, ServerStatsProbe, difference
 from .observe.summary import RunSummary, own_metrics
@@ -49,6 +51,15 @@ class CacheServer:
         """A new client on the tests' database (bytes replies; cluster clients on cluster backends);
         not cleaned per test."""
         return self._backend.client(asyncio=asyncio)
+
+
+def _probes_over(records: Sequence[RawEvent], context: TestContext) -> list[int]:
+    """Durations of the test's baseline probes taken between its first and last judged command."""
+    if not records or not context.monitor.baseline:
+        return []
+    first = min(record[0] for record in records)
+    last = max(record[0] + record[1] for record in records)
+    return [duration for start, duration in context.monitor.baseline if first <= start <= last]
 
 
 def _registered_markers(config: pytest.Config) -> set[str]:
@@ -130,7 +141,9 @@ class CachecheckRun:
         records = context.monitor.records
         if self._summary_is_read(item, context):
             at_end = context.data.get("keys_at_end") or [None]
-            metrics = self.summary.add_records(item.nodeid, records, context.measurements, checks, at_end[-1])
+            metrics = self.summary.add_records(
+                item.nodeid, records, context.measurements, checks, at_end[-1], _probes_over(records, context)
+            )
         else:
             metrics = own_metrics(records)
         if metrics["commands"]:

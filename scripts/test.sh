@@ -43,20 +43,13 @@ python -m pytest -n 2 "$@"
 # alone in a clean venv). Each nox cell is a fresh venv. `nox -s newest` adds valkey-py.
 nox -s oldest release
 
-# The examples check the reports' claims. Their timing claims (Redis op p99 <= 5 ms, invalidation
-# <= 10 ms, ...) hold on an unloaded machine; a shared CI host has slow spells (seen: p99 three to
-# five times the quiet figure, whatever the retries). So each examples job runs twice with timing
-# enforced; when both miss, a last run with --cache-timing report shows the timing misses as
-# warnings while everything counted (hit rates, stale reads, TTLs, forbidden commands, O(1)
-# command counts, no-data targets) must still hold, or CI fails.
+# The examples check the reports' claims, each with the statistic the report states (averages as
+# mean_ms, p99.9 as p999_ms), and their count-based companions (round trips per call, O(1) command
+# counts). They run once, timing enforced: a timing verdict fails only on clear evidence and when the
+# machine's own round trip over the same seconds met the ceiling (docs/timing-checks.md), so a
+# loaded host gives inconclusive warnings, not a red build, and a real regression still fails.
 examples() {
-    local attempt
-    for attempt in 1 2; do
-        python -m pytest examples -p no:cacheprovider "$@" && return 0
-        echo "examples run $attempt of 2 failed with timing claims enforced"
-    done
-    echo "examples: checking every claim but the timing ones (--cache-timing report), which this host missed"
-    python -m pytest examples -p no:cacheprovider --cache-timing report "$@"
+    python -m pytest examples -p no:cacheprovider "$@"
 }
 examples --cache-backend server
 examples --cache-targets examples/targets.toml --cache-report .ci-examples.json

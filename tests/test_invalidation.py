@@ -198,8 +198,8 @@ def test_visibility_latency_ceiling(project: pytest.Pytester) -> None:
             "write took *; the write sent 0 commands (none) touching 0 keys*",
             "*cache_invalidation: 1 of 1 writes never became visible: after 5*.* ms and * reads the cache still "
             "returned b'v1'; the write sent 0 commands*",
-            "*cache_invalidation: max_ms=10 needs a visibility latency, but cache_invalidation.measure(write, read, "
-            "expect) was never called in this test",
+            "*cache_invalidation: max_ms=10 needs a visibility latency, but neither cache_invalidation.measure(write, "
+            "read, expect) nor cache_invalidation.scaling(populate, invalidate) was called in this test",
             "*cache_invalidation: o1=True needs cache_invalidation.scaling(populate, invalidate, sizes) in the test",
         ]
     )
@@ -278,7 +278,7 @@ def test_bad_arguments_are_one_line_errors(project: pytest.Pytester) -> None:
     result.assert_outcomes(passed=1, errors=2)
     result.stdout.fnmatch_lines(
         [
-            "*@pytest.mark.cache_invalidation: give max_ms (a ceiling on visibility latency) and/or o1=True*",
+            "*@pytest.mark.cache_invalidation: give max_ms (a ceiling on visibility latency), mean_ms (on their mean) and/or o1=True*",
             "*@pytest.mark.cache_invalidation: argument 'max_ms' must be a number > 0, got -1",
         ]
     )

@@ -92,7 +92,8 @@ def test_latency_ceiling_fails_a_slow_layer_and_passes_a_healthy_one(project: py
         [
             "*test_healthy PASSED*",
             "*cache_latency: p95 * ms is above the ceiling 5 ms (lower bound * ms at 99.9% confidence; "
-            "slowest: GET product:* (*); over 130 commands; server-side execution * ms per call over 130 calls*",
+            "slowest: GET product:* (*)); this machine's own round trip p95 over the same seconds: * ms (* probes); "
+            "over 130 commands; server-side execution * ms per call over 130 calls*",
         ]
     )
 
@@ -116,7 +117,7 @@ def test_max_ceiling_with_server_side_time(project: pytest.Pytester) -> None:
     result.stdout.fnmatch_lines(
         [
             "*cache_latency: max * ms is above the ceiling 15 ms (1* commands over it: GET product:* (1*)); "
-            "over 20 GET commands on keys matching 'product:*'; server-side execution 0.* ms per call over 20 calls "
+            "this machine's own round trip max over the same seconds: * ms (* probes); over 20 GET commands on keys matching 'product:*'; server-side execution 0.* ms per call over 20 calls "
             "(the rest is network and client)",
         ]
     )
@@ -165,7 +166,7 @@ def test_latency_marker_arguments(project: pytest.Pytester) -> None:
     result.assert_outcomes(failed=1, errors=2)
     result.stdout.fnmatch_lines(
         [
-            "*@pytest.mark.cache_latency: give at least one ceiling: p50_ms, p95_ms, p99_ms or max_ms*",
+            "*@pytest.mark.cache_latency: give at least one ceiling: mean_ms, p50_ms, p95_ms, p99_ms, p999_ms or max_ms*",
             "*@pytest.mark.cache_latency: argument 'p95_ms' must be a number > 0, got '5'",
             "*cache_latency: no commands were observed*",
         ]

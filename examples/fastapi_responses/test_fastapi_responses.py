@@ -13,8 +13,11 @@ from conftest import Api
 F = TypeVar("F", bound=Callable[..., Any])
 
 # In-process load test: client, app and (on the fake backend) Redis share one interpreter,
-# so command latency includes event-loop queueing. The ceiling leaves room for that.
-REDIS_P99_CEILING_MS = 50
+# so command latency includes event-loop queueing: one stall of the loop delays every command in
+# flight at once, which sets a p99 of 30 concurrent users (164 ms seen at a load average of 8).
+# The report's "Avg 3ms" is a mean, which the machine's own round trip (probed in the same event
+# loop, docs/timing-checks.md) estimates well; the ceiling leaves room for queueing.
+REDIS_MEAN_CEILING_MS = 10
 # The report's p99 of 10 ms is a response time. In-process it is mostly CPU queueing: measured
 # 31-252 ms over 30 runs on 2 cores with load averages 3-12 (docs/examples.md). The ceiling, 4x
 # the worst, catches requests stalling (e.g. on Redis's 2 s socket timeout), not a slow machine.
@@ -22,7 +25,7 @@ RESPONSE_P99_CEILING_MS = 1000
 
 
 @pytest.mark.cache_hit_rate(0.85, pattern="autus:*")
-@pytest.mark.cache_latency(p99_ms=REDIS_P99_CEILING_MS, pattern="autus:*")
+@pytest.mark.cache_latency(mean_ms=REDIS_MEAN_CEILING_MS, pattern="autus:*")
 @pytest.mark.cache_ttl(min_s=30, max_s=600, pattern="autus:*")
 def test_30_concurrent_users_with_the_reports_request_mix(
     api_run: Any, cache_monitor: Any, record_property: Callable[[str, object], None]
@@ -35,12 +38,30 @@ def test_30_concurrent_users_with_the_reports_request_mix(
         return result, await api.get("/cache/stats")
 
     result, stats = api_run(scenario)
-    for fraction in (0.5, 0.95, 0.99):
+    for fraction in (0.5, 0.95, 0.99, 0.999):
         record_property(f"response_p{fraction * 100:g}_ms", round(result.percentile_ms(fraction), 3))
     assert set(result.statuses) == {200}
     assert stats["cache_errors"] == 0
     assert stats["hit_rate_percent"] >= 85
     assert result.percentile_ms(0.99) <= RESPONSE_P99_CEILING_MS
+
+
+@pytest.mark.cache_cost(round_trips=1)
+def test_a_cached_response_costs_one_round_trip(api_run: Any, cache_bench: Any) -> None:
+    """Counts, not clocks: a cached GET reads one key, on any machine (a per-endpoint-call companion of the
+    report's response times)."""
+
+    async def scenario(api: Api) -> Any:
+        await api.seed()
+        await api.get("/analytics/stats")  # cache it
+
+        async def cached_stats() -> Any:
+            return await api.get("/analytics/stats")
+
+        return await cache_bench.cost(cached_stats, calls=5)
+
+    cost = api_run(scenario)
+    assert cost.worst.names == {"GET": 1}
 
 
 @pytest.mark.cache_no_stale_reads

@@ -1,12 +1,15 @@
 """The Django hybrid cache report, as tests: each claim of the report is a marker here.
 
-Claims: hit rate > 80% after a warm-up over 100 users; invalidation < 10 ms and O(1)
-however many results are cached; Redis operations < 5 ms; cached joins >= 2x faster than
-the database; no stale data; and (our addition) every key expires.
+Claims, each with the statistic the report states: hit rate > 80% after a warm-up over 100
+users; "average invalidation 0.353 ms (< 10 ms)" and O(1) however many results are cached;
+"Redis operation 0.460 ms average (< 5 ms)"; cached joins >= 2x faster than the database; no
+stale data; and (our additions) every key expires, and a cached query costs two round trips
+(counts, the same on any machine, beside the clocks).
 """
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 
 import pytest
@@ -42,7 +45,7 @@ def repeated_queries(rounds: int) -> None:
 
 
 @pytest.mark.cache_hit_rate(0.80, pattern="vn:u:*")
-@pytest.mark.cache_latency(p99_ms=5)
+@pytest.mark.cache_latency(mean_ms=5)  # "Redis operation 0.460 ms average (< 5 ms)"
 @pytest.mark.cache_ttl(min_s=min(MODEL_TTL_S.values()), max_s=VERSION_TTL_S, pattern="vn:*")
 def test_hit_rate_after_warmup_over_100_users(shop: None, cache_monitor: Any) -> None:
     with cache_monitor.warmup():  # the report's recommendation: measure after a warm-up
@@ -57,18 +60,27 @@ def open_invoice_ids(user: int) -> list[int]:
     return sorted(invoice_id for invoice_id, _, _ in services.cached_invoice_totals(user))
 
 
-@pytest.mark.cache_invalidation(10, o1=True)
+@pytest.mark.cache_invalidation(mean_ms=50)  # a stall detector: 50 ms on average is a bug, not a slow machine
+def test_a_closed_invoice_disappears_from_the_cached_totals_at_once(shop: None, cache_invalidation: Any) -> None:
+    """Visibility latency (write start -> first fresh read, the database query of the refill included),
+    20 times: the run-wide ``invalidation_mean_ms`` target reads their mean."""
+    for user in range(1, 21):  # one invoice closed per user
+        before = open_invoice_ids(user)
+        closing = before[0]
+        visibility = cache_invalidation.measure(
+            write=functools.partial(services.close_invoice, user, closing),
+            read=functools.partial(open_invoice_ids, user),
+            expect=[invoice for invoice in before if invoice != closing],
+        )
+        assert visibility.visible
+        assert visibility.commands == {"INCRBY": 1, "EXPIRE": 1}  # one namespace bump: counts, not clocks
+
+
+@pytest.mark.cache_invalidation(mean_ms=10, o1=True)  # "average invalidation 0.353 ms (< 10 ms)", "O(1)"
 @pytest.mark.cache_forbid("KEYS", "SCAN")
-def test_invalidation_is_visible_within_10ms_and_o1_up_to_100k_keys(shop: None, cache_invalidation: Any) -> None:
-    user = 7
-    before = open_invoice_ids(user)
-    closing = before[0]
-    visibility = cache_invalidation.measure(
-        write=lambda: services.close_invoice(user, closing),
-        read=lambda: open_invoice_ids(user),
-        expect=[invoice for invoice in before if invoice != closing],
-    )
-    assert visibility.visible
+def test_invalidation_averages_under_10ms_and_is_o1_up_to_100k_keys(shop: None, cache_invalidation: Any) -> None:
+    """The report's invalidation time is the invalidation itself, at every cache size: scaling()'s timed
+    invalidations, which mean_ms bounds in a test that only ran scaling()."""
 
     def populate(size: int) -> None:
         """Give the user of this size exactly ``size`` cached results (written once, then reused)."""
@@ -87,6 +99,14 @@ def test_invalidation_is_visible_within_10ms_and_o1_up_to_100k_keys(shop: None, 
     measured: dict[str, int] = {}
     scaling = cache_invalidation.scaling(populate=populate, invalidate=invalidate, sizes=tuple(SCALING_USERS))
     assert all(row.commands == 2 for row in scaling.rows)  # INCR + EXPIRE, whatever the cache size
+
+
+@pytest.mark.cache_cost(round_trips=2)
+def test_a_cached_query_costs_two_round_trips(shop: None, cache_bench: Any) -> None:
+    """The namespace version and the result: two GETs, however many rows or users (counts, not clocks)."""
+    services.cached_invoice_totals(42)  # cache it
+    cost = cache_bench.cost(lambda: services.cached_invoice_totals(42), calls=5)
+    assert cost.worst.names == {"GET": 2}
 
 
 @pytest.mark.cache_speedup(2.0)

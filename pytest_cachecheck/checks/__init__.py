@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from . import consistency, forbid, hit_rate, invalidation, latency, speedup, ttl
+from . import consistency, cost, forbid, hit_rate, invalidation, latency, speedup, ttl
 from .base import Check, CheckResult, TestContext
 
 CHECKS: dict[str, Check] = {
@@ -14,6 +14,7 @@ CHECKS: dict[str, Check] = {
         forbid.CHECK,
         invalidation.CHECK,
         speedup.CHECK,
+        cost.CHECK,
         consistency.CHECK,
     )
 }

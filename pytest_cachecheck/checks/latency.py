@@ -1,10 +1,12 @@
-"""``@pytest.mark.cache_latency(*, p50_ms, p95_ms, p99_ms, max_ms, pattern="*", command=None)``.
+"""``@pytest.mark.cache_latency(*, mean_ms, p50_ms, p95_ms, p99_ms, p999_ms, max_ms, pattern="*", command=None)``.
 
-A percentile ceiling fails only on clear evidence: the percentile's lower confidence
-bound (an order statistic, see ``statistics.py``) must be above the ceiling. It passes
-when the upper bound is at or below the ceiling, and is inconclusive (a warning) in
-between, typically because there were too few samples to show a p99. ``max_ms`` needs
-no bound: the true maximum is at least the observed one.
+A ceiling fails only on clear evidence: the statistic's lower confidence bound must be above
+it (percentiles: an order statistic; the mean: the DKW/Anderson bound, both distribution-free,
+see ``statistics.py``), and the machine's own round trip over the same seconds (the baseline
+probes, ``baseline.py``) must not have been over it too. It passes when the upper bound is at
+or below the ceiling, and is inconclusive (a warning) otherwise, typically because there were
+too few samples to show a p99. ``max_ms`` needs no bound: the true maximum is at least the
+observed one.
 """
 
 from __future__ import annotations
@@ -14,18 +16,17 @@ from collections.abc import Sequence
 from typing import Any
 
 from ..metrics import LATENCY_CEILINGS
-from ..metrics import PERCENTILES as REGISTERED_PERCENTILES
 from ..observe.events import Event
 from ..observe.patterns import MATCH_ALL, key_shape, matcher
 from .arguments import MarkerSpec, Param
 from .base import FAILED, INCONCLUSIVE, PASSED, Check, CheckResult, TestContext
-from .statistics import quantile_bounds, samples_needed_for_upper_bound
+from .baseline import QUANTILES, Baseline, explained, label, over_span
+from .statistics import mean_lower_bound, mean_upper_bound, quantile_bounds, samples_needed_for_upper_bound
 
 # A false failure costs a red build, an unproven pass only a warning: the levels differ.
 FAIL_CONFIDENCE = 0.999
 PASS_CONFIDENCE = 0.95
-PERCENTILES = tuple((metric.name, metric.quantile) for metric in REGISTERED_PERCENTILES if metric.quantile is not None)
-CEILINGS = tuple(metric.name for metric in LATENCY_CEILINGS)
+CEILINGS = tuple(metric.name for metric in LATENCY_CEILINGS)  # mean_ms, p50_ms, ..., p999_ms, max_ms
 
 
 def _at_least_one_ceiling(bound: dict[str, Any]) -> str | None:
@@ -42,8 +43,9 @@ SPEC = MarkerSpec(
         Param("pattern", "pattern", default=MATCH_ALL),
         Param("command", "command", default=None),
     ),
-    help="ceilings on percentiles of observed command durations; fails only when the percentile's "
-    "lower confidence bound is above the ceiling, too few samples is a warning",
+    help="ceilings on the mean and percentiles of observed command durations; fails only when the "
+    "statistic's lower confidence bound is above the ceiling and the machine's own round trip was not, "
+    "too few samples is a warning",
     extra_check=_at_least_one_ceiling,
 )
 
@@ -84,6 +86,56 @@ def _server_note(context: TestContext, events: Sequence[Event]) -> str:
     return f"; server-side execution {per_call:.3f} ms per call over {calls} calls (the rest is network and client)"
 
 
+def bounds(durations: Sequence[float], metric: str) -> tuple[float, float | None, float | None, str]:
+    """``(estimate, lower, upper, why no upper bound)`` of ``metric`` over sorted durations.
+
+    ``lower`` at ``FAIL_CONFIDENCE``, ``upper`` at ``PASS_CONFIDENCE``; None when the samples are
+    too few. The maximum is observed, not estimated: its lower bound is the largest sample.
+    """
+    fraction = QUANTILES[metric]
+    if fraction is None:
+        lower, upper = mean_lower_bound(durations, FAIL_CONFIDENCE), mean_upper_bound(durations, PASS_CONFIDENCE)
+        return sum(durations) / len(durations), lower, upper, "needs >= 6"
+    if fraction == 1.0:
+        return durations[-1], durations[-1], durations[-1], ""
+    found = quantile_bounds(durations, fraction, FAIL_CONFIDENCE, PASS_CONFIDENCE)
+    needed = samples_needed_for_upper_bound(fraction, PASS_CONFIDENCE)
+    return found.estimate, found.lower, found.upper, f"needs >= {needed}"
+
+
+def judge(
+    metric: str, ceiling: float, durations: Sequence[float], baseline: Baseline, slowest: str = ""
+) -> tuple[str, str]:
+    """One ceiling over sorted durations: ``(status, message part)``, the baseline shown in each part."""
+    estimate, lower, upper, needed = bounds(durations, metric)
+    name, context = label(metric), baseline.describe(metric)
+    if lower is not None and lower > ceiling:
+        if metric == "max_ms":
+            over = sum(value > ceiling for value in durations)
+            evidence = f"({over} commands over it{': ' + slowest if slowest else ''})"
+        else:
+            evidence = (
+                f"(lower bound {lower:.3f} ms at {FAIL_CONFIDENCE:.1%} confidence"
+                f"{'; slowest: ' + slowest if slowest else ''})"
+            )
+        part = f"{name} {estimate:.3f} ms is above the ceiling {ceiling:g} ms {evidence}"
+        if baseline.over(metric, ceiling):
+            return INCONCLUSIVE, f"{part}; {explained(metric, ceiling, baseline)}"
+        return FAILED, f"{part}; {context}"
+    if upper is not None and upper <= ceiling:
+        return PASSED, f"{name} {estimate:.3f} ms <= {ceiling:g} ms ({context})"
+    if upper is None:
+        return INCONCLUSIVE, (
+            f"{name} {estimate:.3f} ms vs ceiling {ceiling:g} ms: {len(durations)} samples are too few to "
+            f"show it below the ceiling ({needed}); {context}"
+        )
+    return INCONCLUSIVE, (
+        f"{name} {estimate:.3f} ms vs ceiling {ceiling:g} ms: too close to decide "
+        f"({PASS_CONFIDENCE:.0%} upper bound {upper:.3f} ms, lower bound {lower if lower is not None else 0:.3f} ms); "
+        f"{context}"
+    )
+
+
 def evaluate(context: TestContext, params: dict[str, Any]) -> CheckResult:
     pattern, command = params["pattern"], params["command"]
     events = select(context.monitor.events, pattern, command)
@@ -99,49 +151,30 @@ def evaluate(context: TestContext, params: dict[str, Any]) -> CheckResult:
             "during the test",
             metrics,
         )
-    failures, unsure, passes = [], [], []
-    for name, q in PERCENTILES:
-        ceiling = params[name]
+    baseline = over_span(
+        context.monitor.baseline,
+        min(event.start_ns for event in events),
+        max(event.start_ns + event.duration_ns for event in events),
+    )
+    metrics["baseline_probes"] = baseline.count
+    verdicts: dict[str, list[str]] = {FAILED: [], INCONCLUSIVE: [], PASSED: []}
+    for metric in CEILINGS:
+        ceiling = params[metric]
         if ceiling is None:
             continue
-        bounds = quantile_bounds(durations, q, FAIL_CONFIDENCE, PASS_CONFIDENCE)
-        label = name[:-3]
-        metrics[name] = bounds.estimate
-        if bounds.lower is not None and bounds.lower > ceiling:
-            failures.append(
-                f"{label} {bounds.estimate:.3f} ms is above the ceiling {ceiling:g} ms "
-                f"(lower bound {bounds.lower:.3f} ms at {FAIL_CONFIDENCE:.1%} confidence; "
-                f"slowest: {_slowest(events, ceiling)})"
-            )
-        elif bounds.upper is not None and bounds.upper <= ceiling:
-            passes.append(f"{label} {bounds.estimate:.3f} ms <= {ceiling:g} ms")
-        elif bounds.upper is None:
-            unsure.append(
-                f"{label} {bounds.estimate:.3f} ms vs ceiling {ceiling:g} ms: {len(durations)} samples are too few to "
-                f"show it below the ceiling (needs >= {samples_needed_for_upper_bound(q, PASS_CONFIDENCE)})"
-            )
-        else:
-            unsure.append(
-                f"{label} {bounds.estimate:.3f} ms vs ceiling {ceiling:g} ms: too close to decide "
-                f"({PASS_CONFIDENCE:.0%} upper bound {bounds.upper:.3f} ms, lower bound "
-                f"{bounds.lower if bounds.lower is not None else 0:.3f} ms)"
-            )
-    if params["max_ms"] is not None:
-        ceiling, worst = params["max_ms"], durations[-1]
-        metrics["max_ms"] = worst
-        if worst > ceiling:
-            failures.append(
-                f"max {worst:.3f} ms is above the ceiling {ceiling:g} ms "
-                f"({sum(value > ceiling for value in durations)} commands over it: {_slowest(events, ceiling)})"
-            )
-        else:
-            passes.append(f"max {worst:.3f} ms <= {ceiling:g} ms")
+        status, part = judge(metric, ceiling, durations, baseline, _slowest(events, ceiling))
+        verdicts[status].append(part)
+        metrics[metric] = bounds(durations, metric)[0]
+        if baseline.value(metric) is not None:
+            metrics[f"baseline_{metric}"] = baseline.value(metric)
     summary = f"over {len(durations)} {where}{_server_note(context, events)}"
-    if failures:
-        return CheckResult(SPEC.name, FAILED, f"cache_latency: {'; '.join(failures)}; {summary}", metrics, timing=True)
-    if unsure:
-        return CheckResult(SPEC.name, INCONCLUSIVE, f"cache_latency inconclusive: {'; '.join(unsure)}", metrics)
-    return CheckResult(SPEC.name, PASSED, f"cache_latency: {', '.join(passes)} {summary}", metrics)
+    if verdicts[FAILED]:
+        message = f"cache_latency: {'; '.join(verdicts[FAILED])}; {summary}"
+        return CheckResult(SPEC.name, FAILED, message, metrics, timing=True)
+    if verdicts[INCONCLUSIVE]:
+        message = f"cache_latency inconclusive: {'; '.join(verdicts[INCONCLUSIVE])}; {summary}"
+        return CheckResult(SPEC.name, INCONCLUSIVE, message, metrics)
+    return CheckResult(SPEC.name, PASSED, f"cache_latency: {', '.join(verdicts[PASSED])} {summary}", metrics)
 
 
 CHECK = Check(SPEC, evaluate)

@@ -28,6 +28,7 @@ from ..observe.stats import compute_stats, percentile
 from ..text import plural
 from .arguments import MarkerSpec, Param, require_whole
 from .base import FAILED, INCONCLUSIVE, PASSED, Check, CheckResult, Measurement, TestContext
+from .cost import measure_cost
 from .drive import Call, Procedure, drive, is_async
 from .statistics import MedianInterval, QuantileBounds, median_interval, quantile_bounds
 
@@ -194,6 +195,16 @@ class CacheBench:
             Measurement("speedup", result.ratio, _keys(warm_events), {"low": result.low, "high": result.high})
         )
         return result
+
+    # ------------------------------------------------------------ cost
+    def cost(self, call: Callable[[], Any], calls: int = 5) -> Any:
+        """Count what each of ``calls`` calls of ``call`` sent to Redis: commands, round trips, payload bytes.
+
+        Returns a ``Cost`` (the costliest call's counts as ``round_trips``, ``commands``, ``bytes``;
+        every call's in ``per_call``); with an ``async def`` callable, a coroutine. Counts, not
+        clocks: the same on any machine (``cache_cost`` bounds them).
+        """
+        return measure_cost(self._context, call, calls)
 
     # ------------------------------------------------------------ load
     def load(self, call: Callable[[], Any], concurrency: int = 30, requests: int = 3000) -> Any:

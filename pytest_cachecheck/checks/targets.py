@@ -4,8 +4,11 @@ A limit is ``met``, ``missed``, or ``no data`` when the run never measured its m
 for the target's keys; ``no data`` counts as missed (a claim nobody checked is not
 met) and says which fixture or kind of test would measure it. A latency percentile
 above its ceiling is ``missed`` only on clear evidence, as with ``cache_latency``: its
-99.9% lower confidence bound is above the ceiling too; otherwise it is
-``inconclusive``, shown but not failing the run (timing on shared CI machines is noisy).
+99.9% lower confidence bound is above the ceiling too (the mean: its DKW/Anderson bound);
+otherwise it is ``inconclusive``, shown but not failing the run (timing on shared CI machines
+is noisy). Every timing limit is also read against the baseline probes of the tests that
+touched the target's keys (``baseline.py``): a miss while the machine's own round trip was
+itself over the limit at the same statistic is ``inconclusive`` too.
 With ``--cache-timing report``, a missed limit on a clock-measured metric (latency,
 invalidation time, speedup) is ``not enforced``: shown, not failing.
 """
@@ -16,9 +19,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from ..metrics import COMMANDS, FIXTURE, METRICS, READS, WRITES, format_metric
-from ..observe.summary import PatternSummary, RunSummary
+from ..observe.summary import LatencyHistogram, PatternSummary, RunSummary
 from ..text import plural
 from .base import INCONCLUSIVE, NOT_ENFORCED
+from .baseline import QUANTILES, Baseline, explained
 from .statistics import quantile_lower_rank
 from .target_file import Target
 
@@ -26,6 +30,13 @@ MET = "met"
 MISSED = "missed"
 NO_DATA = "no data"
 _CONFIDENCE = 0.999
+
+# The baseline statistic each timing limit is read against: the same statistic of the probes.
+_BASELINE_STATISTIC = {
+    **{name: name for name in QUANTILES},
+    "invalidation_ms": "max_ms",
+    "invalidation_mean_ms": "mean_ms",
+}
 
 
 @dataclass(frozen=True)
@@ -75,6 +86,10 @@ def evaluate_targets(targets: Sequence[Target], summary: RunSummary, enforce_tim
                 detail = evidence
                 if not ok and metric.quantile is not None:
                     status, detail = _percentile_evidence(stats, name, metric.quantile, limit, evidence)
+                if not ok and metric.statistic == "mean":
+                    status, detail = _mean_evidence(stats, name, limit, evidence)
+                if name in _BASELINE_STATISTIC:
+                    status, detail = _against_baseline(stats, name, limit, status, detail)
                 if status == MISSED and metric.timing and not enforce_timing:
                     status, detail = NOT_ENFORCED, f"{detail}; not enforced (--cache-timing report)"
             results.append(TargetResult(target.name, target.pattern, name, value, limit, status, detail))
@@ -94,6 +109,42 @@ def _percentile_evidence(
     return INCONCLUSIVE, f"{evidence}; {shown} at 99.9% confidence: not clear evidence of a miss"
 
 
+def _mean_evidence(stats: PatternSummary, name: str, limit: float, evidence: str) -> tuple[str, str]:
+    """``missed`` when the mean's distribution-free lower bound is above the ceiling."""
+    metric = METRICS[name]
+    histogram = stats.latency if metric.source == COMMANDS else stats.measured[metric.of].histogram
+    bound = histogram.mean_lower_bound_ms(_CONFIDENCE)
+    if bound is not None and bound > limit:
+        return MISSED, f"{evidence}; lower bound {format_metric(name, bound)} at 99.9% confidence"
+    shown = "too few samples for a lower bound" if bound is None else f"lower bound {format_metric(name, bound)}"
+    return INCONCLUSIVE, f"{evidence}; {shown} at 99.9% confidence: not clear evidence of a miss"
+
+
+def _baseline(histogram: LatencyHistogram) -> Baseline:
+    """The run's baseline probes for one pattern, as estimates of each statistic."""
+    if not histogram.count:
+        return Baseline()
+    estimates = []
+    for name, fraction in QUANTILES.items():
+        if fraction is None:
+            value = histogram.mean_ms()
+        elif fraction == 1.0:
+            value = histogram.max_ns / 1e6
+        else:
+            value = histogram.percentile_ms(fraction)
+        if value is not None:
+            estimates.append((name, value))
+    return Baseline(estimates=tuple(estimates), count=histogram.count)
+
+
+def _against_baseline(stats: PatternSummary, name: str, limit: float, status: str, detail: str) -> tuple[str, str]:
+    """A clear miss while the baseline was itself over the limit is ``inconclusive``; the baseline is shown."""
+    baseline, statistic = _baseline(stats.baseline), _BASELINE_STATISTIC[name]
+    if status == MISSED and baseline.over(statistic, limit):
+        return INCONCLUSIVE, f"{detail}; {explained(statistic, limit, baseline)}"
+    return status, f"{detail}; {baseline.describe(statistic)}"
+
+
 def _measured(name: str, stats: PatternSummary) -> tuple[float | None, str]:
     """The run's value of metric ``name`` for one pattern and a short account of where it comes from."""
     metric = METRICS[name]
@@ -106,6 +157,8 @@ def _measured(name: str, stats: PatternSummary) -> tuple[float | None, str]:
         latency = stats.latency
         if not latency.count:
             return None, f"over {latency.count} commands"
+        if metric.statistic == "mean":
+            return latency.mean_ms(), f"over {latency.count} commands"
         if metric.statistic == "percentile" and metric.quantile is not None:
             return latency.percentile_ms(metric.quantile), f"over {latency.count} commands"
         if metric.statistic == "max":
@@ -118,6 +171,11 @@ def _measured(name: str, stats: PatternSummary) -> tuple[float | None, str]:
         account = f"{stats.keys_without_ttl} of {stats.keys_written} keys written have no TTL"
         return stats.keys_without_ttl, account + (f", e.g. {examples}" if examples else "")
     assert metric.source == FIXTURE
+    if metric.statistic == "mean":
+        measured = stats.measured.get(metric.of)
+        if measured is None:
+            return None, ""
+        return measured.mean, f"mean of {measured.count} measurement(s)"
     aggregate = stats.measured.get(name)
     if aggregate is None:
         return None, ""

@@ -10,7 +10,8 @@ the exception instance when the command failed; ``pipeline_id`` is 0 outside pip
 
 The plugin's own commands (``with unobserved():``) are not recorded but counted, in
 ``own_commands.py``; the hooks (``Interceptor``) and the state this hot path reads are in
-``interception.py``: both are leaf modules, so backends use them without importing this one.
+``interception.py``: both are leaf modules. Plain clients also take the baseline probe
+(``probe.py``) when one is due, so backends use them without importing this one.
 The re-entry guard of cluster clients and pipelines, which also skips recording, does not
 count (the outer call was recorded).
 """
@@ -38,6 +39,7 @@ from ..own_commands import (
     stack_args,
     unobserved,
 )
+from .probe import probe, probe_async, probe_due
 
 # The seam's names are also importable here, where checks and tests that drive the
 # instrumentation look for them; backends import them from their leaf modules.
@@ -84,8 +86,8 @@ def forwarded_name(original: Callable[..., Any]) -> str | None:
     return code.co_names[0] if same else None
 
 
-def _wrap_command(original: Callable[..., Any], guard: bool = False) -> Callable[..., Any]:
-    """Record one command.
+def _wrap_command(original: Callable[..., Any], guard: bool = False, probing: bool = False) -> Callable[..., Any]:
+    """Record one command; with ``probing`` (plain clients), take the baseline probe when one is due.
 
     Plain clients set no re-entry guard (that costs ~0.3 us a call): their single
     command never re-enters another client method. Cluster clients do (``guard``):
@@ -127,16 +129,21 @@ def _wrap_command(original: Callable[..., Any], guard: bool = False) -> Callable
         finally:
             if token is not None:
                 INSIDE.reset(token)
-        log.append((start, perf_counter_ns() - start, args, reply, 0))
+        duration = perf_counter_ns() - start
+        log.append((start, duration, args, reply, 0))
         if interceptor is not None:
             interceptor.after(args, reply)
+        if probing and probe_due(duration):
+            probe(self)
         return reply
 
     execute_command.__cachecheck_original__ = original  # type: ignore[attr-defined]
     return execute_command
 
 
-def _wrap_async_command(original: Callable[..., Any], guard: bool = False) -> Callable[..., Any]:
+def _wrap_async_command(
+    original: Callable[..., Any], guard: bool = False, probing: bool = False
+) -> Callable[..., Any]:
     """The asyncio twin of ``_wrap_command``."""
 
     @functools.wraps(original)
@@ -167,9 +174,12 @@ def _wrap_async_command(original: Callable[..., Any], guard: bool = False) -> Ca
         finally:
             if token is not None:
                 INSIDE.reset(token)
-        log.append((start, perf_counter_ns() - start, args, reply, 0))
+        duration = perf_counter_ns() - start
+        log.append((start, duration, args, reply, 0))
         if interceptor is not None:
             interceptor.after(args, reply)
+        if probing and probe_due(duration):
+            await probe_async(original, self)
         return reply
 
     execute_command.__cachecheck_original__ = original  # type: ignore[attr-defined]
@@ -266,20 +276,20 @@ def _wrap_async_pipeline(original: Callable[..., Any]) -> Callable[..., Any]:
 
 # (module, class, method, wrapper). Missing modules (valkey, old redis-py) are skipped.
 _TARGETS: tuple[tuple[str, str, str, Callable[[Callable[..., Any]], Callable[..., Any]]], ...] = (
-    ("redis.client", "Redis", "execute_command", _wrap_command),
+    ("redis.client", "Redis", "execute_command", functools.partial(_wrap_command, probing=True)),
     ("redis.client", "Pipeline", "immediate_execute_command", _wrap_command),
     ("redis.client", "Pipeline", "execute", _wrap_pipeline),
-    ("redis.asyncio.client", "Redis", "execute_command", _wrap_async_command),
+    ("redis.asyncio.client", "Redis", "execute_command", functools.partial(_wrap_async_command, probing=True)),
     ("redis.asyncio.client", "Pipeline", "immediate_execute_command", _wrap_async_command),
     ("redis.asyncio.client", "Pipeline", "execute", _wrap_async_pipeline),
     ("redis.cluster", "RedisCluster", "execute_command", functools.partial(_wrap_command, guard=True)),
     ("redis.cluster", "ClusterPipeline", "execute", _wrap_pipeline),
     ("redis.asyncio.cluster", "RedisCluster", "execute_command", functools.partial(_wrap_async_command, guard=True)),
     ("redis.asyncio.cluster", "ClusterPipeline", "execute", _wrap_async_pipeline),
-    ("valkey.client", "Valkey", "execute_command", _wrap_command),
+    ("valkey.client", "Valkey", "execute_command", functools.partial(_wrap_command, probing=True)),
     ("valkey.client", "Pipeline", "immediate_execute_command", _wrap_command),
     ("valkey.client", "Pipeline", "execute", _wrap_pipeline),
-    ("valkey.asyncio.client", "Valkey", "execute_command", _wrap_async_command),
+    ("valkey.asyncio.client", "Valkey", "execute_command", functools.partial(_wrap_async_command, probing=True)),
     ("valkey.asyncio.client", "Pipeline", "immediate_execute_command", _wrap_async_command),
     ("valkey.asyncio.client", "Pipeline", "execute", _wrap_async_pipeline),
 )

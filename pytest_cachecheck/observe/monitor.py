@@ -10,6 +10,7 @@ from .commands import written_key_texts
 from .events import Event, classify_raw
 from .instrument import RawEvent, state
 from .patterns import MATCH_ALL
+from .probe import probes, route_baseline
 from .stats import CacheStats, compute_stats
 
 T = TypeVar("T")
@@ -30,18 +31,25 @@ class CacheMonitor:
         self._warmup_start = 0
         self._previous: list[RawEvent] | None = None
         self._before_reset: list[list[RawEvent]] = []
+        self._previous_baseline: list[tuple[int, int]] | None = None
+        self.baseline: list[tuple[int, int]] = []  # (start_ns, duration_ns) of the probes, see ``probe.py``
         self.active = False
 
     def activate(self) -> None:
         """Route observed commands into this monitor (a nested pytest run's monitor stacks)."""
         self._previous = state.log
+        self._previous_baseline = probes.baseline
         state.log = self._raw
+        route_baseline(self.baseline)
         self.active = True
 
     def deactivate(self) -> None:
         if state.log is self._raw:
             state.log = self._previous
+        if probes.baseline is self.baseline:
+            route_baseline(self._previous_baseline)
         self._previous = None
+        self._previous_baseline = None
         self.active = False
 
     def reset(self) -> None:
@@ -105,6 +113,11 @@ class CacheMonitor:
     def records(self) -> list[RawEvent]:
         """The raw records behind ``events``, index for index: arguments as sent (TTL options)."""
         return self._outside_warmup(self._raw)
+
+    def raw_since(self, index: int) -> list[RawEvent]:
+        """Every record from position ``index`` of the raw log on (``raw_count`` taken earlier), warm-up
+        included: what one call sent (``cache_bench.cost``)."""
+        return self._raw[index:]
 
     @property
     def raw_count(self) -> int:

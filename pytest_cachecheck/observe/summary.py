@@ -16,7 +16,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..metrics import METRICS, Measurement
+from ..metrics import METRICS, MS, Measurement
 from .commands import DELETE, ERROR, HIT, MISS, WRITE, classify, classify_single
 from .events import Event
 from .instrument import RawEvent
@@ -51,34 +51,67 @@ def bucket_upper_ns(bucket: int) -> int:
     return ((mantissa + 1) << shift) - 1
 
 
-class LatencyHistogram:
-    """Command durations in log-linear buckets: O(1) per record, exact count and max, mergeable."""
+def bucket_lower_ns(bucket: int) -> int:
+    """Lowest duration that falls in ``bucket``: what lower confidence bounds read (never above the truth)."""
+    return bucket if bucket < _EXACT_LIMIT else bucket_upper_ns(bucket - 1) + 1
 
-    __slots__ = ("buckets", "count", "max_ns")
+
+class LatencyHistogram:
+    """Command durations in log-linear buckets: O(1) per record, exact count, sum and max, mergeable."""
+
+    __slots__ = ("buckets", "count", "max_ns", "total_ns")
 
     def __init__(self) -> None:
         self.buckets: Counter[int] = Counter()
         self.count = 0
         self.max_ns = 0
+        self.total_ns = 0
 
     def record_many(self, durations_ns: Iterable[int]) -> None:
         buckets = self.buckets
         for value in durations_ns:
             buckets[bucket_of(value)] += 1
             self.count += 1
+            self.total_ns += value
             if value > self.max_ns:
                 self.max_ns = value
 
-    def add_buckets(self, buckets: list[int], max_ns: int) -> None:
+    def add_buckets(self, buckets: list[int], max_ns: int, total_ns: int) -> None:
         """Add durations already bucketed with ``bucket_of`` (one test's, counted in one C-level pass)."""
         self.buckets.update(buckets)
         self.count += len(buckets)
         self.max_ns = max(self.max_ns, max_ns)
+        self.total_ns += total_ns
 
     def merge(self, other: LatencyHistogram) -> None:
         self.buckets.update(other.buckets)
         self.count += other.count
         self.max_ns = max(self.max_ns, other.max_ns)
+        self.total_ns += other.total_ns
+
+    def mean_ms(self) -> float | None:
+        """The exact mean (the sum is kept exactly, not bucketed)."""
+        return self.total_ns / self.count / 1e6 if self.count else None
+
+    def mean_lower_bound_ms(self, confidence: float) -> float | None:
+        """``checks.statistics.mean_lower_bound`` over the histogram, each duration read at its bucket's
+        lower edge (so the bound stays a lower bound): the empirical survival curve lowered by
+        eps = sqrt(ln(1 / (1 - confidence)) / (2 n)), integrated. None when eps >= 1."""
+        if not self.count:
+            return None
+        eps = math.sqrt(math.log(1.0 / (1.0 - confidence)) / (2.0 * self.count))
+        if eps >= 1.0:
+            return None
+        bound, previous, below = 0.0, 0, 0
+        for bucket in sorted(self.buckets):
+            height = (self.count - below) / self.count - eps
+            if height <= 0:
+                break
+            value = bucket_lower_ns(bucket)
+            bound += (value - previous) * height
+            previous = value
+            below += self.buckets[bucket]
+        return bound / 1e6
 
     def percentile_ms(self, fraction: float) -> float | None:
         """Nearest-rank percentile (as ``observe.stats.percentile``), within 1.6 % above the exact value."""
@@ -109,7 +142,7 @@ class LatencyHistogram:
         return cdf
 
     def to_data(self) -> dict[str, Any]:
-        return {"buckets": list(self.buckets.items()), "max_ns": self.max_ns}
+        return {"buckets": list(self.buckets.items()), "max_ns": self.max_ns, "total_ns": self.total_ns}
 
     @classmethod
     def from_data(cls, data: dict[str, Any]) -> LatencyHistogram:
@@ -117,6 +150,7 @@ class LatencyHistogram:
         histogram.buckets = Counter(dict(data["buckets"]))
         histogram.count = sum(histogram.buckets.values())
         histogram.max_ns = int(data["max_ns"])
+        histogram.total_ns = int(data["total_ns"])
         return histogram
 
 
@@ -127,7 +161,9 @@ class MetricAggregate:
     ``value`` combines the measurements by the metric's registered aggregation (``metrics.METRICS``:
     max of ``invalidation_ms``, sum of ``stale_reads``, min of ``speedup``);
     ``worst`` is the single measurement furthest on the bad side, ties broken by node id
-    so that merged worker summaries name the same test as a single-process run.
+    so that merged worker summaries name the same test as a single-process run. ``total`` is
+    the sum of the measurements (their mean: ``total / count``) and ``histogram`` their
+    distribution (millisecond metrics), for a confidence bound of the mean.
     """
 
     metric: str
@@ -135,21 +171,42 @@ class MetricAggregate:
     count: int
     worst: float
     worst_nodeid: str
+    total: float = 0.0
+    histogram: LatencyHistogram = field(default_factory=LatencyHistogram)
 
     @classmethod
     def first(cls, metric: str, value: float, nodeid: str) -> MetricAggregate:
-        return cls(metric, value, 1, value, nodeid)
+        aggregate = cls(metric, value, 1, value, nodeid, value)
+        if METRICS[metric].kind is MS:
+            aggregate.histogram.record_many([round(value * 1e6)])
+        return aggregate
+
+    @property
+    def mean(self) -> float:
+        return self.total / self.count
 
     def merge(self, other: MetricAggregate) -> None:
         metric = METRICS[self.metric]
         self.value = metric.combine(self.value, other.value)
         self.count += other.count
+        self.total += other.total
+        self.histogram.merge(other.histogram)
         tie = other.worst == self.worst and other.worst_nodeid < self.worst_nodeid
         if metric.worse(other.worst, self.worst) or tie:
             self.worst, self.worst_nodeid = other.worst, other.worst_nodeid
 
+    def copy(self) -> MetricAggregate:
+        mine = MetricAggregate(self.metric, self.value, self.count, self.worst, self.worst_nodeid, self.total)
+        mine.histogram.merge(self.histogram)
+        return mine
+
     def to_data(self) -> list[Any]:
-        return [self.value, self.count, self.worst, self.worst_nodeid]
+        return [self.value, self.count, self.worst, self.worst_nodeid, self.total, self.histogram.to_data()]
+
+    @classmethod
+    def from_data(cls, metric: str, data: list[Any]) -> MetricAggregate:
+        value, count, worst, nodeid, total, histogram = data
+        return cls(metric, value, count, worst, nodeid, total, LatencyHistogram.from_data(histogram))
 
 
 class _TestGroup:
@@ -159,18 +216,20 @@ class _TestGroup:
     counted into the run's histogram once per test.
     """
 
-    __slots__ = ("outcomes", "buckets", "max_ns", "commands", "miss_shapes")
+    __slots__ = ("outcomes", "buckets", "max_ns", "total_ns", "commands", "miss_shapes")
 
     def __init__(self) -> None:
         self.outcomes: Counter[str] = Counter()
         self.buckets: list[int] = []
         self.max_ns = 0
+        self.total_ns = 0
         self.commands: Counter[str] = Counter()
         self.miss_shapes: Counter[str] = Counter()
 
     def add_durations(self, durations: list[int], buckets: list[int]) -> None:
         self.buckets.extend(buckets)
         self.max_ns = max(self.max_ns, max(durations))
+        self.total_ns += sum(durations)
 
 
 @dataclass
@@ -184,6 +243,7 @@ class PatternSummary(HitRate):
     errors: int = 0
     commands: Counter[str] = field(default_factory=Counter)
     latency: LatencyHistogram = field(default_factory=LatencyHistogram)
+    baseline: LatencyHistogram = field(default_factory=LatencyHistogram)  # probes of the tests touching these keys
     miss_shapes: Counter[str] = field(default_factory=Counter)
     keys_written: int = 0
     keys_without_ttl: int = 0
@@ -202,13 +262,13 @@ class PatternSummary(HitRate):
         self.deletes += outcomes[DELETE]
         self.errors += outcomes[ERROR]
         self.commands.update(group.commands)
-        self.latency.add_buckets(group.buckets, group.max_ns)
+        self.latency.add_buckets(group.buckets, group.max_ns, group.total_ns)
         self.miss_shapes.update(group.miss_shapes)
 
     def add_measurement(self, aggregate: MetricAggregate) -> None:
         mine = self.measured.get(aggregate.metric)
         if mine is None:
-            self.measured[aggregate.metric] = MetricAggregate(**vars(aggregate))
+            self.measured[aggregate.metric] = aggregate.copy()
         else:
             mine.merge(aggregate)
 
@@ -226,6 +286,7 @@ class PatternSummary(HitRate):
         self.errors += other.errors
         self.commands.update(other.commands)
         self.latency.merge(other.latency)
+        self.baseline.merge(other.baseline)
         self.miss_shapes.update(other.miss_shapes)
         self.keys_written += other.keys_written
         self.keys_without_ttl += other.keys_without_ttl
@@ -238,6 +299,7 @@ class PatternSummary(HitRate):
             "outcomes": [self.hits, self.misses, self.writes, self.deletes, self.errors],
             "commands": dict(self.commands),
             "latency": self.latency.to_data(),
+            "baseline": self.baseline.to_data(),
             "miss_shapes": dict(self.miss_shapes),
             "ttl": [self.keys_written, self.keys_without_ttl, self.ttl_examples],
             "measured": {metric: aggregate.to_data() for metric, aggregate in self.measured.items()},
@@ -255,11 +317,12 @@ class PatternSummary(HitRate):
             errors=errors,
             commands=Counter(data["commands"]),
             latency=LatencyHistogram.from_data(data["latency"]),
+            baseline=LatencyHistogram.from_data(data["baseline"]),
             miss_shapes=Counter(data["miss_shapes"]),
             keys_written=written,
             keys_without_ttl=without_ttl,
             ttl_examples=list(examples),
-            measured={metric: MetricAggregate(metric, *values) for metric, values in data["measured"].items()},
+            measured={metric: MetricAggregate.from_data(metric, values) for metric, values in data["measured"].items()},
         )
 
 
@@ -343,13 +406,16 @@ class RunSummary:
         measurements: Sequence[Measurement] = (),
         checks: Sequence[dict[str, Any]] = (),
         keys_at_end: KeysAtEnd | None = None,
+        baseline_ns: Sequence[int] = (),
     ) -> dict[str, Any]:
         """Fold in one finished test from its raw records; returns its own metrics (for ``user_properties``).
 
         ``keys_at_end`` (backends the plugin owns): the database at the end of the test body,
         which ``keys_without_ttl`` then judges whole, as the ``cache_ttl`` marker does.
+        ``baseline_ns``: the durations of the baseline probes taken over the test's commands; they
+        count for every target pattern the test touched (the machine over the same seconds).
         """
-        return self._fold(nodeid, _record_rows(records), measurements, checks, keys_at_end)
+        return self._fold(nodeid, _record_rows(records), measurements, checks, keys_at_end, baseline_ns)
 
     def _fold(
         self,
@@ -358,6 +424,7 @@ class RunSummary:
         measurements: Sequence[Measurement],
         checks: Sequence[dict[str, Any]],
         keys_at_end: KeysAtEnd | None = None,
+        baseline_ns: Sequence[int] = (),
     ) -> dict[str, Any]:
         """Single-key commands (nearly all) are first grouped by (key shape, matching
         target patterns, command, outcome), which takes one cached lookup per command;
@@ -398,9 +465,15 @@ class RunSummary:
         _add_combined(combined, everything, groups)
         if durations:
             everything.max_ns = max(durations)
+            everything.total_ns = sum(durations)
         self.patterns[MATCH_ALL].add_group(everything)
         for (is_shape, name), group in groups.items():
             (self._shape_summary(name) if is_shape else self.patterns[name]).add_group(group)
+        if baseline_ns:
+            self.patterns[MATCH_ALL].baseline.record_many(baseline_ns)
+            for is_shape, name in groups:
+                if not is_shape:
+                    self.patterns[name].baseline.record_many(baseline_ns)
         if keys_at_end is not None and self.track_ttl:
             self._add_ttl_counts(list(keys_at_end.pttl_ms), keys_at_end.without_ttl())
         elif ttl_input:
