@@ -430,6 +430,8 @@ TARGET_METRICS: dict[str, TargetMetric] = {
     "invalidation_ms": TargetMetric("ms", False, "a number of milliseconds > 0", timing=True),
     "stale_reads": TargetMetric("count", False, "a whole number >= 0"),
     "keys_without_ttl": TargetMetric("count", False, "a whole number >= 0"),
+    "max_fills": TargetMetric("count", False, "a whole number >= 0 (most fills of one key in one cold burst)"),
+    "errors": TargetMetric("count", False, "a whole number >= 0 (Redis commands that failed)"),
     "speedup": TargetMetric("ratio", True, "a number > 0 (cached/uncached ratio)", timing=True),
 }
 TARGET_KEYS = ("name", "pattern", *TARGET_METRICS)

@@ -37,6 +37,8 @@ _HOW_TO_MEASURE = {
     "stale_reads": "a test using cache_consistency (run(...) or check())",
     "speedup": "a test calling cache_bench.speedup(...)",
     "keys_without_ttl": "writes through a redis-py client",
+    "max_fills": "a test with @pytest.mark.cache_stampede or calling cache_bench.stampede(...)",
+    "errors": "commands through a redis-py client",
 }
 
 
@@ -137,6 +139,9 @@ def _measured(metric: str, stats: PatternSummary) -> tuple[float | None, str]:
         examples = ", ".join(stats.ttl_examples)
         account = f"{stats.keys_without_ttl} of {stats.keys_written} keys written have no TTL"
         return stats.keys_without_ttl, account + (f", e.g. {examples}" if examples else "")
+    if metric == "errors":
+        commands = stats.command_count
+        return (stats.errors if commands else None), f"{stats.errors} of {commands} commands failed"
     aggregate = stats.measured.get(metric)
     if aggregate is None:
         return None, ""

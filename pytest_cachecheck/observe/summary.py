@@ -39,6 +39,7 @@ AGGREGATION: dict[str, Callable[[Iterable[float]], float]] = {
     "invalidation_ms": max,
     "stale_reads": sum,
     "speedup": min,
+    "max_fills": max,
 }
 
 
