@@ -295,6 +295,11 @@ MARKERS: dict[str, tuple[tuple[str, ...], Params, Callable[[dict[str, Any]], str
         lambda a: "give" if all(a[n] is None for n in ("p50_ms", "p95_ms", "p99_ms", "max_ms")) else None,
     ),
     "cache_speedup": (("min",), {"min": (number(0, open_low=True), NO_DEFAULT, ABOVE_0)}, lambda a: None),
+    "cache_stampede": (
+        ("max_fills",),
+        {"max_fills": (lambda v: whole_number(v) and v >= 1, 1, st.integers(1, 100)), "pattern": (glob, "*", GLOBS)},
+        lambda a: None,
+    ),
     "cache_ttl": (
         (),
         {

@@ -134,22 +134,25 @@ class StampedeRun:
     def run_threads(self) -> StampedeReport:
         with counting(self._source, _API) as counter:
             with self._context.monitor.warmup():  # connections, lazy initialisation: not part of a round
-                self._cold()
-                self._plain_call()
+                self._plain(self._cold, "cold")
+                self._plain(self._call, "call")
             for _ in range(self._rounds):
                 with self._context.monitor.warmup():
-                    self._cold()
+                    self._plain(self._cold, "cold")
                 before = counter.count if counter is not None else 0
                 self._spans.append(self._threads_round())
                 self._count_loads(counter, before)
         return self._finish()
 
-    def _plain_call(self) -> None:
-        result = self._call()
+    @staticmethod
+    def _plain(function: Callable[[], Any], name: str) -> None:
+        result = function()
         if inspect.isawaitable(result):
             if inspect.iscoroutine(result):
                 result.close()
-            raise TypeError(f"{_API}: 'call' returned an awaitable; pass an async def and await {_API}(...)")
+            raise TypeError(
+                f"{_API}: {name!r} returned an awaitable; pass async def functions and await {_API}(...)"
+            )
 
     def _threads_round(self) -> tuple[int, int]:
         gate = threading.Barrier(self._concurrency + 1)
@@ -157,7 +160,7 @@ class StampedeRun:
         def caller() -> None:
             gate.wait()
             try:
-                self._plain_call()
+                self._plain(self._call, "call")
             except Exception as exc:  # the app's failure is a result, not a crash of the run
                 self._errors.append(exc)
 
