@@ -5,7 +5,9 @@ each loading it from the source and filling it. The marker judges every cold bur
 test's own commands show (``observe.bursts``: record mode, the test's own threads or
 tasks count); ``cache_bench.stampede(call, cold)`` makes bursts on purpose: it releases
 ``concurrency`` threads (tasks for ``async def``) at a barrier onto a just-emptied cache,
-``rounds`` times. Both decide on counts; the clock only orders commands.
+``rounds`` times, after one warm-up round outside every count (it opens the connections
+``concurrency`` callers need: with one pooled connection, the first caller of a cold pool
+fills before the others have connected). Both decide on counts; the clock only orders commands.
 """
 
 from __future__ import annotations
@@ -133,9 +135,10 @@ class StampedeRun:
     # -- threads
     def run_threads(self) -> StampedeReport:
         with counting(self._source, _API) as counter:
-            with self._context.monitor.warmup():  # connections, lazy initialisation: not part of a round
+            with self._context.monitor.warmup():  # a pool of connections, lazy initialisation: not a round
                 self._plain(self._cold, "cold")
-                self._plain(self._call, "call")
+                self._threads_round()
+            self._errors.clear()
             for _ in range(self._rounds):
                 with self._context.monitor.warmup():
                     self._plain(self._cold, "cold")
@@ -150,9 +153,7 @@ class StampedeRun:
         if inspect.isawaitable(result):
             if inspect.iscoroutine(result):
                 result.close()
-            raise TypeError(
-                f"{_API}: {name!r} returned an awaitable; pass async def functions and await {_API}(...)"
-            )
+            raise TypeError(f"{_API}: {name!r} returned an awaitable; pass async def functions and await {_API}(...)")
 
     def _threads_round(self) -> tuple[int, int]:
         gate = threading.Barrier(self._concurrency + 1)
@@ -183,7 +184,8 @@ class StampedeRun:
         with counting(self._source, _API) as counter:
             with self._context.monitor.warmup():
                 await self._await(self._cold())
-                await self._call()
+                await self._tasks_round()
+            self._errors.clear()
             for _ in range(self._rounds):
                 with self._context.monitor.warmup():
                     await self._await(self._cold())
