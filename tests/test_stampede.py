@@ -318,7 +318,7 @@ def test_bench_that_never_makes_the_cache_cold_fails(project: pytest.Pytester) -
         ),
         (
             "cache_stampede(pattern='')",
-            "@pytest.mark.cache_stampede: argument 'pattern' must be a string, got ''",
+            "@pytest.mark.cache_stampede: argument 'pattern' must be a non-empty glob string such as 'user:*', got ''",
         ),
         (
             "cache_stampede(fills=2)",

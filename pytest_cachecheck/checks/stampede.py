@@ -21,12 +21,12 @@ from dataclasses import dataclass
 from time import perf_counter_ns
 from typing import Any
 
-from ..config import MarkerSpec, Param
+from ..metrics import Measurement
 from ..observe.bursts import Burst, find_bursts, worst
 from ..observe.events import Event
 from ..observe.patterns import shown_key
-from ..observe.patterns import validate as validate_pattern
-from .base import FAILED, INCONCLUSIVE, PASSED, Check, CheckResult, Measurement, TestContext
+from .arguments import MarkerSpec, Param
+from .base import FAILED, INCONCLUSIVE, PASSED, Check, CheckResult, TestContext
 from .origin import SourceCounter, counting, where_found
 
 DATA_STAMPEDE = "stampede"
@@ -265,20 +265,14 @@ def fill_measurements(bursts: Sequence[Burst]) -> list[Measurement]:
 # ---------------------------------------------------------------- marker
 
 
-def _extra_check(bound: dict[str, Any]) -> str | None:
-    problem = validate_pattern(bound["pattern"])
-    return f"argument 'pattern' must be {problem}" if problem else None
-
-
 SPEC = MarkerSpec(
     name="cache_stampede",
     params=(
         Param("max_fills", "int", positional=True, default=1, low=1),
-        Param("pattern", "str", default="*"),
+        Param("pattern", "pattern", default="*"),
     ),
     help="every cold burst of a key matching pattern (callers that missed it before its first fill was visible) "
     "fills it at most max_fills times",
-    extra_check=_extra_check,
 )
 
 
