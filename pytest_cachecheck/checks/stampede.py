@@ -136,34 +136,46 @@ class StampedeRun:
     def run_threads(self) -> StampedeReport:
         with counting(self._source, _API) as counter:
             with self._context.monitor.warmup():  # a pool of connections, lazy initialisation: not a round
-                self._plain(self._cold, "cold")
+                self._cold_plain()
                 self._threads_round()
             self._errors.clear()
             for _ in range(self._rounds):
                 with self._context.monitor.warmup():
-                    self._plain(self._cold, "cold")
+                    self._cold_plain()
                 before = counter.count if counter is not None else 0
                 self._spans.append(self._threads_round())
                 self._count_loads(counter, before)
         return self._finish()
 
     @staticmethod
-    def _plain(function: Callable[[], Any], name: str) -> None:
+    def _plain(function: Callable[[], Any], name: str) -> TypeError | None:
+        """Call ``function``; a usage error (not raised: a caller thread hands it back) if it returned an awaitable."""
         result = function()
-        if inspect.isawaitable(result):
-            if inspect.iscoroutine(result):
-                result.close()
-            raise TypeError(f"{_API}: {name!r} returned an awaitable; pass async def functions and await {_API}(...)")
+        if not inspect.isawaitable(result):
+            return None
+        if inspect.iscoroutine(result):
+            result.close()
+        return TypeError(f"{_API}: {name!r} returned an awaitable; pass async def functions and await {_API}(...)")
+
+    def _cold_plain(self) -> None:
+        problem = self._plain(self._cold, "cold")
+        if problem is not None:
+            raise problem
 
     def _threads_round(self) -> tuple[int, int]:
         gate = threading.Barrier(self._concurrency + 1)
 
+        misuse: list[TypeError] = []
+
         def caller() -> None:
             gate.wait()
             try:
-                self._plain(self._call, "call")
+                problem = self._plain(self._call, "call")
             except Exception as exc:  # the app's failure is a result, not a crash of the run
                 self._errors.append(exc)
+                return
+            if problem is not None:
+                misuse.append(problem)
 
         threads = [
             threading.Thread(target=caller, name=f"cachecheck-stampede-{index}") for index in range(self._concurrency)
@@ -174,9 +186,8 @@ class StampedeRun:
         gate.wait()
         for thread in threads:
             thread.join()
-        misuse = next((exc for exc in self._errors if isinstance(exc, TypeError) and _API in str(exc)), None)
-        if misuse is not None:
-            raise misuse
+        if misuse:
+            raise misuse[0]
         return start, perf_counter_ns()
 
     # -- tasks
