@@ -194,7 +194,7 @@ METRICS: dict[str, Metric] = {
             CEILING,
             FIXTURE,
             "max",
-            "a test with @pytest.mark.cache_stampede or calling cache_bench.stampede(...)",
+            "a test in which several callers read a cold key at once (cache_bench.stampede(...) makes one)",
             meaning="most fills of one key in one cold burst",
         ),
         Metric("errors", COUNT, CEILING, OUTCOMES, "count", _BY_CLIENT, meaning="Redis commands that failed"),

@@ -469,6 +469,11 @@ def test_max_fills_and_errors_targets(project: pytest.Pytester) -> None:
             errors = 0
 
             [[tool.cachecheck.target]]
+            name = "herd"
+            pattern = "herd:*"
+            max_fills = 1
+
+            [[tool.cachecheck.target]]
             name = "untested"
             pattern = "other:*"
             max_fills = 1
@@ -502,6 +507,16 @@ def test_max_fills_and_errors_targets(project: pytest.Pytester) -> None:
                 pipe.set("good:watched", "mine")
                 with pytest.raises(redis.WatchError):
                     pipe.execute()
+
+        def test_own_threads_without_the_marker(cache_redis):  # record mode: the target judges every test
+            from cache_layer import run_threads
+            source = Source()
+            run_threads(6, lambda: naive_get(cache_redis, "herd:1", source))
+
+        def test_sequential_reads_test_nothing(cache_redis):  # bursts of one reader: no data, not "met"
+            source = Source(delay=0)
+            for _ in range(10):
+                naive_get(cache_redis, "other:1", source)
         """
     )
     result = project.runpytest("-p", "no:cacheprovider", "--cache-targets")
@@ -512,15 +527,20 @@ def test_max_fills_and_errors_targets(project: pytest.Pytester) -> None:
             "naive: errors*1*<= 0*missed",
             "lease: max_fills*1*<= 1*met",
             "lease: errors*0*<= 0*met",
+            "herd: max_fills*<= 1*missed",
             "untested: max_fills*-*<= 1*no data",
-            "cachecheck: 3 of 5 targets missed:",
+            "cachecheck: 4 of 6 targets missed:",
             "  naive max_fills * (target <= 1): missed",
             "    1 measurement(s); worst * in test_run_targets.py::test_naive",
             "  naive errors 1 (target <= 0): missed",
             "    1 of 12 commands failed",
+            "  herd max_fills * (target <= 1): missed",
+            "    1 measurement(s); worst * in",
+            "    test_run_targets.py::test_own_threads_without_the_marker",
             "  untested max_fills - (target <= 1): no data",
-            "    the run never measured max_fills for keys matching 'other:*'; a test with",
-            "    @pytest.mark.cache_stampede or calling cache_bench.stampede(...) would",
+            "    the run never measured max_fills for keys matching 'other:*'; a test in",
+            "    which several callers read a cold key at once (cache_bench.stampede(...)",
+            "    makes one) would",
         ],
         consecutive=False,
     )
