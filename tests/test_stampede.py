@@ -544,3 +544,37 @@ def test_max_fills_and_errors_targets(project: pytest.Pytester) -> None:
         ],
         consecutive=False,
     )
+
+
+def test_without_observation_only_the_source_is_counted(project: pytest.Pytester) -> None:
+    """--cache-no-monitor: fills cannot be counted, so the bench needs source= and says so; the marker errors."""
+    project.makepyfile(
+        test_blind="""
+        import pytest
+        from cache_layer import Source, naive_get
+
+        def test_source_only(cache_bench, cache_redis):
+            source = Source()
+            report = cache_bench.stampede(lambda: naive_get(cache_redis, "k", source), lambda: cache_redis.delete("k"),
+                                          concurrency=4, rounds=2, source=source.load)
+            assert report.fills == () and report.max_fills is None
+            assert report.source_loads is not None and len(report.source_loads) == 2 and min(report.source_loads) > 1
+
+        def test_no_source(cache_bench, cache_redis):
+            cache_bench.stampede(lambda: cache_redis.get("k"), lambda: cache_redis.delete("k"))
+
+        @pytest.mark.cache_stampede
+        def test_marker(cache_redis):
+            cache_redis.get("k")
+        """
+    )
+    result = project.runpytest("-p", "no:cacheprovider", "--cache-no-monitor")
+    result.assert_outcomes(passed=1, failed=1, errors=1)
+    result.stdout.fnmatch_lines(
+        [
+            "@pytest.mark.cache_stampede needs observed commands, but the run has --cache-no-monitor*",
+            "E   *RuntimeError: cache_bench.stampede counts fills from observed commands, which --cache-no-monitor "
+            "switches off; drop that option, or pass source= to count the source's loads",
+        ],
+        consecutive=False,
+    )
