@@ -12,6 +12,7 @@ from .checks.cost import CallCost, Cost
 from .checks.history import ConsistencyReport, Operation, Violation, check_history
 from .checks.invalidation import InvalidationProbe, Scaling, ScalingRow, Visibility
 from .checks.speedup import CacheBench, LoadRun, Speedup
+from .checks.stampede import StampedeReport
 from .faults import CacheFaults, FaultStats
 from .metrics import Measurement
 from .observe import CacheMonitor, CacheStats, Event, LatencyStats
@@ -23,8 +24,6 @@ from .warning_types import (
     LeftoverKeysWarning,
     TimingNotEnforcedWarning,
 )
-
-# StampedeReport (SPEC 9.4) joins the results when cache_stampede lands (issue 14).
 
 __version__ = "0.1.0"
 __all__ = [
@@ -49,6 +48,7 @@ __all__ = [
     "Scaling",
     "ScalingRow",
     "Speedup",
+    "StampedeReport",
     "Violation",
     "Visibility",
     "check_history",

@@ -21,6 +21,7 @@ FLOOR = "floor"  # the measured value must be >= the limit
 READS = "reads"  # the hit/miss outcomes of observed reads
 COMMANDS = "commands"  # the latency histogram of observed commands
 WRITES = "writes"  # the keys observed writes left behind (TTLs)
+OUTCOMES = "outcomes"  # the outcome counts of observed commands (errors)
 FIXTURE = "fixture"  # ``Measurement``s that fixtures append (one value per measurement)
 
 # How a fixture metric's measurements combine over the run; it matches the direction
@@ -205,6 +206,16 @@ METRICS: dict[str, Metric] = {
             timing=True,
             meaning="cached/uncached ratio",
         ),
+        Metric(
+            "max_fills",
+            COUNT,
+            CEILING,
+            FIXTURE,
+            "max",
+            "a test in which several callers read a cold key at once (cache_bench.stampede(...) makes one)",
+            meaning="most fills of one key in one cold burst",
+        ),
+        Metric("errors", COUNT, CEILING, OUTCOMES, "count", _BY_CLIENT, meaning="Redis commands that failed"),
         # plotted in the HTML report (time against cache size), never a target
         Metric(
             "invalidation_scaling_ms",

@@ -217,7 +217,7 @@ def cache_invalidation(request: pytest.FixtureRequest, _cachecheck_database: Non
 
 @pytest.fixture
 def cache_bench(request: pytest.FixtureRequest, _cachecheck_database: None) -> CacheBench:
-    """Cold-vs-warm speedup (``speedup``) and concurrent load runs (``load``)."""
+    """Cold-vs-warm speedup (``speedup``), concurrent load runs (``load``) and stampedes (``stampede``)."""
     run = _run(request.config)
     assert run.context is not None
     return CacheBench(run.context, observing=run.settings.monitor)

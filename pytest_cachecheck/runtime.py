@@ -17,6 +17,9 @@ from .backends import Backend, BackendError, ServerInfo, make_backend
 from .checks import CHECKS, CheckResult, TestContext
 from .checks.arguments import MarkerError
 from .checks.base import FAILED, INCONCLUSIVE, NOT_ENFORCED
+from .checks.stampede import DATA_STAMPEDE, record_measurements
+from .checks.stampede import METRIC as METRIC_FILLS
+from .checks.stampede import SPEC as STAMPEDE_SPEC
 from .config import Settings
 from .interception import RawEvent
 from .observe.monitor import CacheMonitor
@@ -81,6 +84,10 @@ class CachecheckRun:
         self._body_start_ns = 0
         shown_in_files = bool(settings.target_list or settings.reports)
         self.summary = RunSummary((target.pattern for target in settings.target_list), track_ttl=shown_in_files)
+        # A max_fills target judges every test's cold bursts, not only those of tests with the marker.
+        self._judges_fills = settings.monitor and any(
+            name == METRIC_FILLS for target in settings.target_list for name, _ in target.limits
+        )
         self._summary_read: bool | None = True if shown_in_files else None  # None: decided at the first test
 
     # -- backend
@@ -186,6 +193,9 @@ class CachecheckRun:
             after = self.server_stats.counters()
             if after is not None:
                 context.data["server_stats"].append(difference(before, after))
+        judged = context.data.get(DATA_STAMPEDE) or any(name == STAMPEDE_SPEC.name for name, _ in self.bound_markers)
+        if self._judges_fills and not judged:  # the marker and cache_bench.stampede measure it themselves
+            context.measurements.extend(record_measurements(context.monitor.events))
         if context.backend is not None and context.backend.name in OWNED_BACKENDS and self._reads_ttl():
             client = context.backend.client()
             try:

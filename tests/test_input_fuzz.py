@@ -300,6 +300,11 @@ MARKERS: dict[str, tuple[tuple[str, ...], Params, Callable[[dict[str, Any]], str
         lambda a: "give" if all(a[n] is None for n in ("p50_ms", "p95_ms", "p99_ms", "max_ms")) else None,
     ),
     "cache_speedup": (("min",), {"min": (number(0, open_low=True), NO_DEFAULT, ABOVE_0)}, lambda a: None),
+    "cache_stampede": (
+        ("max_fills",),
+        {"max_fills": (lambda v: whole_number(v) and v >= 1, 1, st.integers(1, 100)), "pattern": (glob, "*", GLOBS)},
+        lambda a: None,
+    ),
     "cache_ttl": (
         (),
         {
@@ -448,7 +453,7 @@ def test_every_argument_with_every_tricky_value() -> None:
                 bound, message = outcome(lambda: CHECKS[name].spec.bind([], kwargs), MarkerError)  # noqa: B023
                 assert (message is not None) == bool(problems), f"{name}({kwargs}): {message or bound}"
                 cases += 1
-    assert cases == 289  # every (marker, argument, value) triple
+    assert cases == 323  # every (marker, argument, value) triple
 
 
 # ---------------------------------------------------------------- target files
@@ -459,6 +464,8 @@ LIMITS: dict[str, Callable[[Any], bool]] = {
     "stale_reads": lambda v: whole_number(v) and v >= 0,
     "keys_without_ttl": lambda v: whole_number(v) and v >= 0,
     "speedup": number(0, open_low=True),
+    "max_fills": lambda v: whole_number(v) and v >= 0,
+    "errors": lambda v: whole_number(v) and v >= 0,
 }
 WHERE = "--cache-targets pyproject.toml"
 

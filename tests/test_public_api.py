@@ -19,7 +19,7 @@ WARNINGS = ("InconclusiveCheckWarning", "TimingNotEnforcedWarning", "FakeViewWar
 def test_every_exported_name_imports() -> None:
     missing = [name for name in pytest_cachecheck.__all__ if not hasattr(pytest_cachecheck, name)]
     assert missing == []
-    for name in ("CacheStats", "ConsistencyReport", "Amplification", "Visibility", "Scaling", *WARNINGS):
+    for name in ("CacheStats", "ConsistencyReport", "Amplification", "StampedeReport", "Visibility", "Scaling", *WARNINGS):
         assert name in pytest_cachecheck.__all__, name
 
 

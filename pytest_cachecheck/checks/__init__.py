@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from . import consistency, cost, forbid, hit_rate, invalidation, latency, speedup, ttl
+from . import consistency, cost, forbid, hit_rate, invalidation, latency, speedup, stampede, ttl
 from .base import Check, CheckResult, TestContext
 
 CHECKS: dict[str, Check] = {
@@ -16,6 +16,7 @@ CHECKS: dict[str, Check] = {
         speedup.CHECK,
         cost.CHECK,
         consistency.CHECK,
+        stampede.CHECK,
     )
 }
 

@@ -20,7 +20,7 @@ from ..metrics import Measurement
 from ..observe.events import classify_raw
 from ..observe.instrument import RawEvent
 from ..observe.sizes import bytes_received, bytes_sent
-from .arguments import MarkerSpec, Param
+from .arguments import MarkerSpec, Param, require_whole
 from .base import FAILED, PASSED, Check, CheckResult, TestContext
 from .drive import Call, Procedure, drive, is_async
 
@@ -98,8 +98,7 @@ def measure_cost(context: TestContext, call: Callable[[], Any], calls: int) -> A
     """``cache_bench.cost``: run ``call`` ``calls`` times, each call's observed commands counted apart."""
     if not callable(call):
         raise TypeError("cache_bench.cost: 'call' must be a callable taking no arguments")
-    if not isinstance(calls, int) or isinstance(calls, bool) or calls < 1:
-        raise ValueError(f"cache_bench.cost: 'calls' must be a whole number >= 1, got {calls!r}")
+    require_whole("cache_bench.cost", "calls", calls, low=1)
     return drive(_cost(context, call, calls), is_async(call), "cache_bench.cost")
 
 

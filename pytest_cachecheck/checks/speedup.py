@@ -8,7 +8,11 @@ statistics of the ratios), which holds whatever the timing distribution. The mar
 
 ``load(call, concurrency=30, requests=3000)`` runs ``call`` from ``concurrency`` threads
 (tasks for ``async def``) and reports request latency percentiles and the hit rate of
-the reads made meanwhile: "30 concurrent users, p99 <= 10 ms, hit rate >= 90%".
+the reads made meanwhile: "30 concurrent users, p99 <= 10 ms, hit rate >= 90%". With
+``source=`` (the callable the application loads from on a miss, ``checks/origin.py``) it
+also counts the source's loads: "database load: 8.8% of requests".
+
+``stampede(call, cold, concurrency=20, rounds=3, source=None)`` lives in ``checks/stampede.py``.
 """
 
 from __future__ import annotations
@@ -30,6 +34,8 @@ from .arguments import MarkerSpec, Param, require_whole
 from .base import FAILED, INCONCLUSIVE, PASSED, Check, CheckResult, Measurement, TestContext
 from .cost import measure_cost
 from .drive import Call, Procedure, drive, is_async
+from .origin import SourceCounter, counting, where_found
+from .stampede import StampedeRun
 from .statistics import MedianInterval, QuantileBounds, median_interval, quantile_bounds
 
 CONFIDENCE = 0.99
@@ -88,6 +94,14 @@ class LoadRun:
     latencies_ms: tuple[float, ...]  # sorted
     hits: int | None
     misses: int | None
+    source_loads: int | None = None  # calls of ``source=`` during the run (None: no source named)
+
+    @property
+    def source_loads_per_request(self) -> float | None:
+        """Source loads per completed or failed request: the share of requests the cache did not spare the source."""
+        if self.source_loads is None or not self.requests:
+            return None
+        return self.source_loads / self.requests
 
     def _at(self, fraction: float) -> float | None:
         return percentile(self.latencies_ms, fraction) if self.latencies_ms else None
@@ -119,10 +133,12 @@ class LoadRun:
 
         hit_rate = f"{self.hit_rate:.1%}" if self.hit_rate is not None else "-"
         errors = f", {self.errors} errors (first: {self.first_error})" if self.errors else ""
+        per_request = self.source_loads_per_request
+        loads = f"; source loads {self.source_loads} ({per_request:.1%} of requests)" if per_request is not None else ""
         return (
             f"{self.requests} requests, {self.concurrency} concurrent, {self.throughput:.0f} req/s: "
             f"p50 {ms(self.p50_ms)} ms, p95 {ms(self.p95_ms)} ms, p99 {ms(self.p99_ms)} ms, "
-            f"p99.9 {ms(self.p999_ms)} ms, max {ms(self.max_ms)} ms; hit rate {hit_rate}{errors}"
+            f"p99.9 {ms(self.p999_ms)} ms, max {ms(self.max_ms)} ms; hit rate {hit_rate}{errors}{loads}"
         )
 
 
@@ -207,20 +223,43 @@ class CacheBench:
         return measure_cost(self._context, call, calls)
 
     # ------------------------------------------------------------ load
-    def load(self, call: Callable[[], Any], concurrency: int = 30, requests: int = 3000) -> Any:
+    def load(self, call: Callable[[], Any], concurrency: int = 30, requests: int = 3000, source: Any = None) -> Any:
         """Run ``call`` ``requests`` times from ``concurrency`` threads (tasks for ``async def``).
 
+        ``source``: the callable the application loads from on a miss (a bound method, a
+        module-level function, or ``(owner, "name")``); its calls are counted meanwhile.
         Returns a ``LoadRun``; with an ``async def`` callable, a coroutine.
         """
         if not callable(call):
             raise TypeError("cache_bench.load: 'call' must be a callable taking no arguments")
         for name, value in (("concurrency", concurrency), ("requests", requests)):
             require_whole("cache_bench.load", name, value, low=1)
+        if source is not None:
+            where_found(source, "cache_bench.load")  # a wrong source fails now, not when the coroutine runs
         if inspect.iscoroutinefunction(call):
-            return self._load_async(call, concurrency, requests)
-        return self._load_threads(call, concurrency, requests)
+            return self._load_async(call, concurrency, requests, source)
+        with counting(source, "cache_bench.load") as counter:
+            return self._load_threads(call, concurrency, requests, counter)
 
-    def _load_threads(self, call: Callable[[], Any], concurrency: int, requests: int) -> LoadRun:
+    def stampede(
+        self,
+        call: Callable[[], Any],
+        cold: Callable[[], Any],
+        concurrency: int = 20,
+        rounds: int = 3,
+        source: Any = None,
+    ) -> Any:
+        """Release ``concurrency`` callers of ``call`` at once onto a cache ``cold()`` emptied, ``rounds`` times.
+
+        Threads, or tasks for an ``async def`` call (then returns a coroutine). Returns a
+        ``StampedeReport``: fills of the key per round, its readers, ``source`` loads.
+        """
+        run = StampedeRun(self._context, self._observing, call, cold, concurrency, rounds, source)
+        return run.run_tasks() if run.asynchronous else run.run_threads()
+
+    def _load_threads(
+        self, call: Callable[[], Any], concurrency: int, requests: int, counter: SourceCounter | None
+    ) -> LoadRun:
         tickets = itertools.count()
         latencies: list[float] = []
         errors: list[BaseException] = []
@@ -244,9 +283,9 @@ class CacheBench:
         gate.wait()
         for thread in threads:
             thread.join()
-        return self._finish(concurrency, requests, latencies, errors, start, perf_counter_ns())
+        return self._finish(concurrency, requests, latencies, errors, start, perf_counter_ns(), counter)
 
-    async def _load_async(self, call: Callable[[], Any], concurrency: int, requests: int) -> LoadRun:
+    async def _load_async(self, call: Callable[[], Any], concurrency: int, requests: int, source: Any) -> LoadRun:
         tickets = itertools.count()
         latencies: list[float] = []
         errors: list[BaseException] = []
@@ -261,9 +300,11 @@ class CacheBench:
                     continue
                 latencies.append((perf_counter_ns() - start) / 1e6)
 
-        start = perf_counter_ns()
-        await asyncio.gather(*(user() for _ in range(concurrency)))
-        return self._finish(concurrency, requests, latencies, errors, start, perf_counter_ns())
+        with counting(source, "cache_bench.load") as counter:
+            start = perf_counter_ns()
+            await asyncio.gather(*(user() for _ in range(concurrency)))
+            end = perf_counter_ns()
+        return self._finish(concurrency, requests, latencies, errors, start, end, counter)
 
     def _finish(
         self,
@@ -273,6 +314,7 @@ class CacheBench:
         errors: Sequence[BaseException],
         start_ns: int,
         end_ns: int,
+        counter: SourceCounter | None,
     ) -> LoadRun:
         hits = misses = None
         if self._observing:
@@ -287,6 +329,7 @@ class CacheBench:
             latencies_ms=tuple(sorted(latencies)),
             hits=hits,
             misses=misses,
+            source_loads=counter.count if counter is not None else None,
         )
         self._context.data[DATA_LOAD].append(result)
         return result

@@ -18,7 +18,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from ..metrics import COMMANDS, FIXTURE, METRICS, READS, WRITES, format_metric
+from ..metrics import COMMANDS, FIXTURE, METRICS, OUTCOMES, READS, WRITES, format_metric
 from ..observe.summary import LatencyHistogram, PatternSummary, RunSummary
 from ..text import plural
 from .base import INCONCLUSIVE, NOT_ENFORCED
@@ -170,6 +170,9 @@ def _measured(name: str, stats: PatternSummary) -> tuple[float | None, str]:
         examples = ", ".join(stats.ttl_examples)
         account = f"{stats.keys_without_ttl} of {stats.keys_written} keys written have no TTL"
         return stats.keys_without_ttl, account + (f", e.g. {examples}" if examples else "")
+    if metric.source == OUTCOMES:
+        commands = stats.command_count
+        return (stats.errors if commands else None), f"{stats.errors} of {commands} commands failed"
     assert metric.source == FIXTURE
     if metric.statistic == "mean":
         measured = stats.measured.get(metric.of)

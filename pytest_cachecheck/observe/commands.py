@@ -412,10 +412,17 @@ def classify_single(args: tuple[Any, ...], reply: Any) -> tuple[str, str, str] |
         if outcome_of is None:
             return None
     key = args[1]
-    outcome = ERROR if isinstance(reply, BaseException) else outcome_of(reply)
+    outcome = failed_outcome(reply) if isinstance(reply, BaseException) else outcome_of(reply)
     if not reply and outcome == WRITE and not_written(name, args, reply):
         outcome = OTHER
     return name, key if type(key) is str else key_text(key), outcome
+
+
+def failed_outcome(exception: BaseException) -> str:
+    """``error`` for a command that raised, except in a transaction that ``WATCH`` aborted: ``EXEC``
+    answered nil (redis-py and valkey-py raise ``WatchError``), so its commands did not run and
+    nothing failed (``other``, as a ``SET NX`` that did not set). Judged by class name: no import."""
+    return OTHER if any(cls.__name__ == "WatchError" for cls in type(exception).__mro__) else ERROR
 
 
 # Conditional writes whose reply says they did not happen (the NX/XX condition failed).
@@ -444,7 +451,7 @@ def classify(args: tuple[Any, ...], reply: Any) -> tuple[str, tuple[str, ...], t
     name, extractor, kind = _spec_of(args)
     keys = tuple(key if type(key) is str else key_text(key) for key in extractor(args))
     if isinstance(reply, BaseException):
-        return name, keys, (ERROR,) * max(len(keys), 1)
+        return name, keys, (failed_outcome(reply),) * max(len(keys), 1)
     if kind == NIL_EACH:
         return name, keys, _per_element(reply, len(keys))
     if kind == NIL_FIELDS:

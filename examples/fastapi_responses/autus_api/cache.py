@@ -8,12 +8,20 @@ response and fills only if no invalidation bumped it meanwhile. Without that che
 GET that computed the old answer can write it back after a POST's invalidation, and
 that stale response is then served until its TTL runs out (``checked_fill=False``
 keeps the racy fill, for the example's caught-bug test).
+
+Single flight (``single_flight=True``): the report's decorator has none, so N concurrent
+first requests of a cold response compute it N times (the example's stampede test). With
+it, a miss takes a ``SET NX`` lease on the key; one caller computes and fills, the others
+poll the key every 5 ms until the fill lands.
 """
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import json
+import time
+import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, ParamSpec, TypeVar
@@ -45,6 +53,13 @@ class CacheConfig:
 #: not the number); this one sits inside the table's 30-600 s, away from both ends, so TTL
 #: checks over ``autus:*`` hold for these keys too.
 GENERATION_TTL = 300
+
+#: A lease outlasts any computation (the store answers in milliseconds; Redis's socket timeout is
+#: 2 s). A holder that dies frees it after this long; its waiters then compute for themselves.
+LEASE_MS = 5_000
+LEASE_POLL_S = 0.005
+#: Delete the lease only if it is still this caller's (after LEASE_MS another caller may hold it).
+_RELEASE = "if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) end return 0"
 
 
 @dataclass
@@ -124,6 +139,50 @@ class ResponseCache:
                 await self._fill_if_unchanged(pipe, key, value, ttl)
             return value
 
+    def lease_key(self, key: str) -> str:
+        """Outside every ``<prefix>:<category>:*``, so the invalidation never deletes a lease."""
+        return f"{self.prefix}:lease:{key.removeprefix(self.prefix + ':')}"
+
+    async def compute_once(self, category: str, key: str, ttl: int, compute: Callable[[], Awaitable[R]]) -> R:
+        """Single flight: the caller holding the key's ``SET NX`` lease computes and fills; the others wait for it."""
+        lease, token = self.lease_key(key), uuid.uuid4().hex
+        give_up = time.monotonic() + LEASE_MS / 1000
+        while True:
+            try:
+                held = await self.client.set(lease, token, nx=True, px=LEASE_MS)
+            except RedisError:
+                self.counters.errors += 1
+                return await compute()  # Redis is down: answer from the source, as a failed get() does
+            if held:
+                try:
+                    found = await self._peek(key)  # filled between this caller's miss and its lease
+                    if found is not None:
+                        return found  # type: ignore[no-any-return]
+                    return await self.compute_and_fill(category, key, ttl, compute)
+                finally:
+                    await self._release(lease, token)
+            await asyncio.sleep(LEASE_POLL_S)
+            found = await self._peek(key)
+            if found is not None:
+                return found  # type: ignore[no-any-return]
+            if time.monotonic() > give_up:
+                return await compute()  # the holder is gone or stuck: answer without filling
+
+    async def _peek(self, key: str) -> Any | None:
+        """A waiter's read: not counted again (its request already counted one miss)."""
+        try:
+            raw = await self.client.get(key)
+        except RedisError:
+            self.counters.errors += 1
+            return None
+        return json.loads(raw) if raw is not None else None
+
+    async def _release(self, lease: str, token: str) -> None:
+        try:
+            await self.client.eval(_RELEASE, 1, lease, token)
+        except RedisError:
+            self.counters.errors += 1  # the lease expires by itself after LEASE_MS
+
     async def _watch(self, pipe: Pipeline, generation_key: str) -> bool:
         try:
             await pipe.watch(generation_key)
@@ -184,13 +243,20 @@ class ResponseCache:
 
 
 def cached_response(
-    cache: Callable[[], ResponseCache], category: str, ttl: int, *, checked_fill: bool = True
+    cache: Callable[[], ResponseCache],
+    category: str,
+    ttl: int,
+    *,
+    checked_fill: bool = True,
+    single_flight: bool = False,
 ) -> Callable[[Callable[P, Awaitable[R]]], Callable[P, Awaitable[R]]]:
     """Serve the endpoint's JSON from Redis for ``ttl`` seconds; the key is category + path + query.
 
     The endpoint must take the ``request`` (a starlette ``Request``) as a keyword argument.
     ``checked_fill=False`` is the report's original fill (GET, compute, SET): it can write
-    back a response computed before a concurrent POST's invalidation.
+    back a response computed before a concurrent POST's invalidation. ``single_flight=True``
+    computes a cold response once however many requests miss it together (``compute_once``,
+    whose fill is always checked).
     """
 
     def decorate(endpoint: Callable[P, Awaitable[R]]) -> Callable[P, Awaitable[R]]:
@@ -201,6 +267,8 @@ def cached_response(
             found = await cache().get(key)
             if found is not None:
                 return found  # type: ignore[no-any-return]
+            if single_flight:
+                return await cache().compute_once(category, key, ttl, lambda: endpoint(*args, **kwargs))
             if checked_fill:
                 return await cache().compute_and_fill(category, key, ttl, lambda: endpoint(*args, **kwargs))
             value = await endpoint(*args, **kwargs)

@@ -41,20 +41,26 @@ class DeviceData(BaseModel):
 
 
 def create_app(
-    redis_url: str, store: Store | None = None, *, checked_fills: bool = True, key_prefix: str = KEY_PREFIX
+    redis_url: str,
+    store: Store | None = None,
+    *,
+    checked_fills: bool = True,
+    single_flight: bool = False,
+    key_prefix: str = KEY_PREFIX,
 ) -> FastAPI:
     """One application instance; ``app.state.cache`` and ``app.state.store`` are there for tests.
 
     The Redis client is created here, not in the lifespan, so that in-process drivers
     (httpx's ASGI transport does not run lifespans) get a working cache too.
-    ``checked_fills=False`` builds the report's racy fill (see ``cached_response``).
+    ``checked_fills=False`` builds the report's racy fill (see ``cached_response``);
+    ``single_flight=True`` adds a ``SET NX`` lease per cold response (the report's has none).
     """
     response_cache = ResponseCache(redis_url, prefix=key_prefix)
 
     def cache() -> ResponseCache:
         return response_cache
 
-    cached = functools.partial(cached_response, cache, checked_fill=checked_fills)
+    cached = functools.partial(cached_response, cache, checked_fill=checked_fills, single_flight=single_flight)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
