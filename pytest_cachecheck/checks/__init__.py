@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from . import consistency, forbid, hit_rate, invalidation, latency, speedup, ttl
+from . import consistency, forbid, hit_rate, invalidation, latency, size, speedup, ttl
 from .base import Check, CheckResult, TestContext
 
 CHECKS: dict[str, Check] = {
@@ -15,6 +15,7 @@ CHECKS: dict[str, Check] = {
         invalidation.CHECK,
         speedup.CHECK,
         consistency.CHECK,
+        size.CHECK,
     )
 }
 

@@ -6,7 +6,14 @@ hot path does as little as possible: two clock reads, one tuple, one ``list.appe
 Classification into hits and misses happens later, lazily (see ``events.py``).
 
 A raw record is ``(start_ns, duration_ns, args, reply, pipeline_id)``; ``reply`` is
-the exception instance when the command failed; ``pipeline_id`` is 0 outside pipelines.
+the exception instance when the command failed; ``pipeline_id`` is 0 outside pipelines
+and ``LOCAL`` for a read that redis-py's client-side cache (``cache_config=``, RESP3)
+answered without a round trip.
+
+Local hits are told apart by a wrapper on redis-py's ``CacheProxyConnection.read_response``
+(only clients with a local cache have one): it sets a per-thread flag when it is about to
+answer from the cache, which the command's wrapper picks up. Until the first local hit of
+the process, the command wrapper's only extra work is reading one attribute.
 
 The plugin's own commands (``with unobserved():``: set-up, clean-up, probes such as the
 stale-read check's ``PTTL``) are not recorded, but they are counted per command name in
@@ -35,6 +42,7 @@ from typing import Any
 from .commands import word
 
 RawEvent = tuple[int, int, tuple[Any, ...], Any, int]
+LOCAL = -1  # the pipeline id of a read answered from the client's local cache
 
 
 class Interceptor:
@@ -66,6 +74,13 @@ class _State:
 
     log: list[RawEvent] | None = None
     interceptor: Interceptor | None = None
+    client_cache = False  # True once a client-side cache answered a read in this process
+
+
+class _Served(threading.local):
+    """Per thread: whether the command running now was answered from the client's local cache."""
+
+    local = False
 
 
 state = _State()
@@ -76,6 +91,7 @@ _GUARD = 1
 _PLUGIN = 2
 _inside: ContextVar[int] = ContextVar("pytest_cachecheck_inside", default=0)
 _pipeline_ids = itertools.count(1)
+_served = _Served()
 
 
 class OwnCommands:
@@ -367,6 +383,8 @@ def _wrap_command(original: Callable[..., Any], guard: bool = False) -> Callable
         if interceptor is not None:
             interceptor.pause([args])
         token = _inside.set(_GUARD) if guard else None
+        if state.client_cache:
+            _served.local = False
         start = perf_counter_ns()
         try:
             if interceptor is not None:
@@ -383,7 +401,8 @@ def _wrap_command(original: Callable[..., Any], guard: bool = False) -> Callable
         finally:
             if token is not None:
                 _inside.reset(token)
-        log.append((start, perf_counter_ns() - start, args, reply, 0))
+        end = perf_counter_ns()
+        log.append((start, end - start, args, reply, LOCAL if state.client_cache and _served.local else 0))
         if interceptor is not None:
             interceptor.after(args, reply)
         return reply
@@ -535,11 +554,34 @@ def _wrap_async_pipeline(original: Callable[..., Any]) -> Callable[..., Any]:
     return execute
 
 
+def _wrap_cache_read(original: Callable[..., Any]) -> Callable[..., Any]:
+    """``CacheProxyConnection.read_response``: flags the reads it answers from the local cache.
+
+    The test is redis-py's own (a current cache key whose entry is no longer in progress),
+    made just before it makes it; nothing is changed in what it returns.
+    """
+
+    @functools.wraps(original)
+    def read_response(self: Any, *args: Any, **kwargs: Any) -> Any:
+        __tracebackhide__ = True
+        key = getattr(self, "_current_command_cache_key", None)
+        if key is not None:
+            entry = self._cache.get(key)
+            if entry is not None and getattr(entry.status, "name", "") != "IN_PROGRESS":
+                state.client_cache = True
+                _served.local = True
+        return original(self, *args, **kwargs)
+
+    read_response.__cachecheck_original__ = original  # type: ignore[attr-defined]
+    return read_response
+
+
 # (module, class, method, wrapper). Missing modules (valkey, old redis-py) are skipped.
 _TARGETS: tuple[tuple[str, str, str, Callable[[Callable[..., Any]], Callable[..., Any]]], ...] = (
     ("redis.client", "Redis", "execute_command", _wrap_command),
     ("redis.client", "Pipeline", "immediate_execute_command", _wrap_command),
     ("redis.client", "Pipeline", "execute", _wrap_pipeline),
+    ("redis.connection", "CacheProxyConnection", "read_response", _wrap_cache_read),
     ("redis.asyncio.client", "Redis", "execute_command", _wrap_async_command),
     ("redis.asyncio.client", "Pipeline", "immediate_execute_command", _wrap_async_command),
     ("redis.asyncio.client", "Pipeline", "execute", _wrap_async_pipeline),

@@ -62,7 +62,13 @@ class HitRate:
 
 @dataclass(frozen=True)
 class CacheStats(HitRate):
-    """What the code under test did to keys matching one pattern."""
+    """What the code under test did to keys matching one pattern.
+
+    ``hits`` include ``local_hits``, reads redis-py's client-side cache answered without a
+    round trip (``latency`` leaves those out: it is the server's). ``bytes_written`` and
+    ``bytes_read`` are value bytes (``observe.sizes``) of writes and hits; ``max_value_bytes``
+    is the largest value one write stored (None without writes), under ``max_value_key``.
+    """
 
     pattern: str
     hits: int
@@ -73,6 +79,16 @@ class CacheStats(HitRate):
     latency: LatencyStats
     commands: Counter[str] = field(default_factory=Counter)
     miss_keys: Counter[str] = field(default_factory=Counter)
+    local_hits: int = 0
+    bytes_written: int = 0
+    bytes_read: int = 0
+    max_value_bytes: int | None = None
+    max_value_key: str | None = None
+
+    @property
+    def server_hits(self) -> int:
+        """Hits that took a round trip (``hits`` less those the client's local cache answered)."""
+        return self.hits - self.local_hits
 
     @property
     def miss_shapes(self) -> Counter[str]:
@@ -91,6 +107,8 @@ def compute_stats(events: Iterable[Event], pattern: str = MATCH_ALL) -> CacheSta
     commands: Counter[str] = Counter()
     miss_keys: Counter[str] = Counter()
     durations = []
+    local_hits = written = read = 0
+    largest: tuple[int, str] | None = None
     for event in events:
         if not event.keys:
             if not match_all:
@@ -98,16 +116,27 @@ def compute_stats(events: Iterable[Event], pattern: str = MATCH_ALL) -> CacheSta
             counts[event.outcomes[0]] += 1
         else:
             matched = False
-            for key, outcome in zip(event.keys, event.outcomes):
+            sizes: tuple[int, ...] | None = None
+            for index, (key, outcome) in enumerate(zip(event.keys, event.outcomes)):
                 if match_all or match(key):
                     matched = True
                     counts[outcome] += 1
                     if outcome == MISS:
                         miss_keys[key] += 1
+                    elif outcome == HIT or outcome == WRITE:
+                        sizes = sizes or event.value_sizes
+                        if outcome == WRITE:
+                            written += sizes[index]
+                            if largest is None or sizes[index] > largest[0]:
+                                largest = (sizes[index], key)
+                        else:
+                            read += sizes[index]
+                            local_hits += event.local
             if not matched:
                 continue
         commands[event.command] += 1
-        durations.append(event.duration_ns)
+        if not event.local:
+            durations.append(event.duration_ns)
     return CacheStats(
         pattern=pattern,
         hits=counts[HIT],
@@ -118,6 +147,11 @@ def compute_stats(events: Iterable[Event], pattern: str = MATCH_ALL) -> CacheSta
         latency=LatencyStats.from_durations_ns(durations),
         commands=commands,
         miss_keys=miss_keys,
+        local_hits=local_hits,
+        bytes_written=written,
+        bytes_read=read,
+        max_value_bytes=None if largest is None else largest[0],
+        max_value_key=None if largest is None else largest[1],
     )
 
 
