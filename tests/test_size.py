@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 BACKENDS = ["fake", "server"]
@@ -63,3 +65,73 @@ def test_value_and_memory_limits(pytester: pytest.Pytester, backend: str) -> Non
             "*cache_size: no keys were in the database at the end of the test, so their memory could not be measured*",
         ]
     )
+
+
+REPORTED = """
+def test_users(cache_redis):
+    for index in range(20):
+        cache_redis.set(f"user:{index}:profile", b"p" * 500, ex=60)
+    cache_redis.set("page:home", b"h" * 3000, ex=60)
+    for index in range(20):
+        cache_redis.get(f"user:{index}:profile")
+    cache_redis.mget("page:home", "page:none")
+"""
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_bytes_and_memory_in_every_report(pytester: pytest.Pytester, backend: str) -> None:
+    """Value bytes, the biggest value and memory per pattern: terminal table, JSON, Markdown and HTML."""
+    pytester.makepyfile(test_reported=REPORTED)
+    pytester.makefile(
+        ".toml",
+        targets="""
+        [[tool.cachecheck.target]]
+        name = "users"
+        pattern = "user:*"
+        hit_rate = 0.5
+        """,
+    )
+    result = run(
+        pytester,
+        "--cache-backend",
+        backend,
+        "--cache-targets",
+        "targets.toml",
+        "--cache-report",
+        "run.json",
+        "--cache-report",
+        "run.md",
+        "--cache-report",
+        "run.html",
+    )
+    result.assert_outcomes(passed=1)
+    patterns = json.loads((pytester.path / "run.json").read_text())["patterns"]
+    users, everything = patterns["user:*"], patterns["*"]
+    assert (users["bytes_written"], users["bytes_read"], users["max_value_bytes"]) == (10_000, 10_000, 500)
+    assert (everything["bytes_written"], everything["bytes_read"], everything["max_value_bytes"]) == (
+        13_000,
+        13_000,
+        3000,
+    )
+    assert everything["max_value_key"] == "page:home"
+    assert users["memory_keys"] == 20 and everything["memory_keys"] == 21
+    if backend == "fake":  # key + value bytes, exactly
+        assert users["memory_kb"] == round(sum(len(f"user:{i}:profile") + 500 for i in range(20)) / 1024, 3)
+        assert users["memory_source"] == "estimate"
+    else:  # the server's own accounting: more than the payload
+        assert users["memory_kb"] > 10_000 / 1024
+        assert users["memory_source"] == "MEMORY USAGE"
+    estimate = "~" if backend == "fake" else ""
+    result.stdout.fnmatch_lines(
+        [
+            "pattern*written*read*max value*memory*local hits",
+            f"[*]  *12.7 KB  *12.7 KB  *2.9 KB  *{estimate}1*.* KB  *0",
+            f"user:[*]  *9.8 KB  *9.8 KB  *500 B  *{estimate}*KB  *0",
+        ]
+    )
+    markdown = (pytester.path / "run.md").read_text()
+    assert "### Values and memory per pattern" in markdown
+    assert "| `user:*` | 9.8 KB | 9.8 KB | 500 B |" in markdown
+    html = (pytester.path / "run.html").read_text()
+    assert '<section id="sizes">' in html and "<td class=\"num\">500 B</td>" in html
+    assert ("estimated by the fake backend" in html) == (backend == "fake")

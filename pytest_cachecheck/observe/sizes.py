@@ -122,10 +122,9 @@ def value_sizes(
         values = tuple(reply)
     else:  # DEL a b, EXISTS a b, SUNIONSTORE dest a b ...: no value of their own per key
         return (0,) * len(keys)
-    return tuple(
-        payload_bytes(value) if outcome in (WRITE, HIT) else 0
-        for value, outcome in zip(values, outcomes)
-    ) + (0,) * max(len(keys) - len(values), 0)
+    return tuple(payload_bytes(value) if outcome in (WRITE, HIT) else 0 for value, outcome in zip(values, outcomes)) + (
+        0,
+    ) * max(len(keys) - len(values), 0)
 
 
 def format_bytes(count: float) -> str:

@@ -11,6 +11,8 @@ from collections.abc import Callable, Sequence
 from typing import Any, Protocol
 
 from ..checks.targets import INCONCLUSIVE, MET, MISSED, NO_DATA, NOT_ENFORCED
+from ..observe.memory import KB
+from ..observe.sizes import format_bytes
 
 WIDTH = 80
 _STATUS_MARKUP = {MET: {"green": True}, MISSED: {"red": True, "bold": True}}
@@ -51,6 +53,33 @@ def pattern_cells(stats: dict[str, Any]) -> list[str]:
         ms(latency["p99"]),
         str(stats["commands"]),
     ]
+
+
+SIZE_HEADER = ("written", "read", "max value", "memory", "local hits")
+
+
+def size_cells(stats: dict[str, Any]) -> list[str]:
+    """A per-pattern row's value bytes (written, read, the biggest value), memory at the end of the
+    largest test (``~`` marks the fake backend's estimate) and hits the client's own cache answered."""
+    memory = stats["memory_kb"]
+    shown_memory = "-" if memory is None else ("~" if stats["memory_source"] == "estimate" else "") + format_bytes(
+        memory * KB
+    )
+    return [
+        format_bytes(stats["bytes_written"]),
+        format_bytes(stats["bytes_read"]),
+        "-" if stats["max_value_bytes"] is None else format_bytes(stats["max_value_bytes"]),
+        shown_memory,
+        str(stats["local_hits"]),
+    ]
+
+
+def has_sizes(patterns: dict[str, dict[str, Any]]) -> bool:
+    """Whether any row has value bytes, memory or local hits to show."""
+    return any(
+        stats["bytes_written"] or stats["bytes_read"] or stats["memory_kb"] is not None or stats["local_hits"]
+        for stats in patterns.values()
+    )
 
 
 def percent(value: float | None) -> str:
@@ -95,6 +124,18 @@ def write_patterns(tr: TerminalWriter, patterns: dict[str, dict[str, Any]], titl
         tr.write_line(_line(cells, widths))
 
 
+def write_sizes(tr: TerminalWriter, patterns: dict[str, dict[str, Any]], title: str) -> None:
+    """Value bytes, memory and local hits per pattern; a note when memory is the fake's estimate."""
+    header = (title, *SIZE_HEADER)
+    rows = [(pattern, *size_cells(stats)) for pattern, stats in patterns.items()]
+    widths = _columns([header, *rows], first_max=30)
+    tr.write_line(_line(header, widths), bold=True)
+    for cells in rows:
+        tr.write_line(_line(cells, widths))
+    if any(stats["memory_source"] == "estimate" for stats in patterns.values()):
+        tr.write_line("~ memory estimated by the fake backend (key + value bytes); MEMORY USAGE on real servers")
+
+
 def write_failed_checks(tr: TerminalWriter, tests: Sequence[dict[str, Any]]) -> None:
     """Per-test cache metrics of the tests whose marker checks failed."""
     failing = [test for test in tests if any(check["status"] == "failed" for check in test["checks"])]
@@ -133,6 +174,9 @@ def write_section(tr: TerminalWriter, report: dict[str, Any], written: Sequence[
     if report["patterns"]["*"]["commands"]:
         tr.write_line("")
         write_patterns(tr, report["patterns"], "pattern")
+    if has_sizes(report["patterns"]):
+        tr.write_line("")
+        write_sizes(tr, report["patterns"], "pattern")
     if report["key_shapes"]:
         tr.write_line("")
         write_patterns(tr, report["key_shapes"], "key shape")
