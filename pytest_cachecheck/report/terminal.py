@@ -133,7 +133,7 @@ def write_sizes(tr: TerminalWriter, patterns: dict[str, dict[str, Any]], title: 
     for cells in rows:
         tr.write_line(_line(cells, widths))
     if any(stats["memory_source"] == "estimate" for stats in patterns.values()):
-        tr.write_line("~ memory estimated by the fake backend (key + value bytes); MEMORY USAGE on real servers")
+        tr.write_line("~ memory estimated on fake (key + value bytes); MEMORY USAGE on real servers")
 
 
 def write_failed_checks(tr: TerminalWriter, tests: Sequence[dict[str, Any]]) -> None:
