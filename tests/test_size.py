@@ -135,3 +135,142 @@ def test_bytes_and_memory_in_every_report(pytester: pytest.Pytester, backend: st
     html = (pytester.path / "run.html").read_text()
     assert '<section id="sizes">' in html and "<td class=\"num\">500 B</td>" in html
     assert ("estimated by the fake backend" in html) == (backend == "fake")
+
+
+TARGETED = """
+def test_user_1(cache_redis):
+    for index in range(40):
+        cache_redis.set(f"u:1:q:{index}", b"r" * 1024, ex=60)
+
+def test_user_2(cache_redis):
+    for index in range(4):
+        cache_redis.set(f"u:2:q:{index}", b"r" * 1024, ex=60)
+    cache_redis.set("u:2:avatar", b"a" * 70_000, ex=60)
+"""
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_size_targets(pytester: pytest.Pytester, backend: str) -> None:
+    """max_value_bytes and memory_kb targets: the largest value and the largest test's memory, per pattern."""
+    pytester.makepyfile(test_targeted=TARGETED)
+    pytester.makefile(
+        ".toml",
+        targets="""
+        [[tool.cachecheck.target]]
+        name = "user 1"
+        pattern = "u:1:*"
+        memory_kb = 16
+        max_value_bytes = 65536
+
+        [[tool.cachecheck.target]]
+        name = "users"
+        pattern = "u:*"
+        max_value_bytes = 65536
+
+        [[tool.cachecheck.target]]
+        name = "user 2"
+        pattern = "u:2:*"
+        memory_kb = 512
+
+        [[tool.cachecheck.target]]
+        name = "nobody"
+        pattern = "nobody:*"
+        memory_kb = 1
+        """,
+    )
+    result = run(pytester, "--cache-backend", backend, "--cache-targets", "targets.toml", "--cache-report", "r.json")
+    assert result.ret == pytest.ExitCode.TESTS_FAILED
+    source = "estimate: key + value bytes (fake backend)" if backend == "fake" else "MEMORY USAGE"
+    result.stdout.fnmatch_lines_random(
+        [
+            "user 1: memory_kb  *KB  *<= 16.0 KB  *missed",
+            "user 1: max_value_bytes  *1.0 KB  *<= 64.0 KB  *met",
+            "users: max_value_bytes  *68.4 KB  *<= 64.0 KB  *missed",
+            "user 2: memory_kb  *KB  *<= 512.0 KB  *met",
+            "nobody: memory_kb  *-  *<= 1.0 KB  *no data",
+            "    40 keys at the end of test_targeted.py::test_user_1, the largest test",
+            f"    ({source})",
+            "*largest u:2:avatar in test_targeted.py::test_user_2*",
+            "cachecheck: 3 of 5 targets missed:",
+        ]
+    )
+    targets = json.loads((pytester.path / "r.json").read_text())["targets"]
+    memory = {row["name"]: row["value"] for row in targets if row["metric"] == "memory_kb"}
+    if backend == "fake":  # key + value bytes, exactly
+        assert memory["user 1"] == sum(len(f"u:1:q:{i}") + 1024 for i in range(40)) / 1024
+    else:  # the server's own accounting, above the payload
+        assert 40 < memory["user 1"] < 4 * 40
+    assert memory["user 2"] > 70_000 / 1024 and memory["nobody"] is None
+    assert [(row["name"], row["metric"], row["value"]) for row in targets if row["metric"] == "max_value_bytes"] == [
+        ("user 1", "max_value_bytes", 1024),
+        ("users", "max_value_bytes", 70_000),
+    ]
+
+
+def test_bad_arguments_are_one_line_errors(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(
+        test_bad="""
+        import pytest
+
+        @pytest.mark.cache_size()
+        def test_nothing_to_check():
+            pass
+
+        @pytest.mark.cache_size(max_value_bytes=-1)
+        def test_negative():
+            pass
+
+        @pytest.mark.cache_size(max_value_bytes=1.5)
+        def test_fraction_of_a_byte():
+            pass
+
+        @pytest.mark.cache_size(memory_kb=0)
+        def test_no_memory():
+            pass
+
+        @pytest.mark.cache_size(memory_kb=True)
+        def test_bool():
+            pass
+
+        @pytest.mark.cache_size(1000)
+        def test_positional():
+            pass
+
+        @pytest.mark.cache_size(max_value_bytes=10, pattern="[a")
+        def test_bad_pattern():
+            pass
+
+        @pytest.mark.cache_size(max_bytes=10)
+        def test_unknown():
+            pass
+        """
+    )
+    result = run(pytester)
+    result.assert_outcomes(errors=8)
+    result.stdout.fnmatch_lines_random(
+        [
+            "*@pytest.mark.cache_size: give max_value_bytes=, memory_kb= or both (e.g. cache_size(max_value_bytes=65536))",
+            "*@pytest.mark.cache_size: argument 'max_value_bytes' must be a whole number >= 0, got -1",
+            "*@pytest.mark.cache_size: argument 'max_value_bytes' must be a whole number >= 0, got 1.5",
+            "*@pytest.mark.cache_size: argument 'memory_kb' must be a number > 0, got 0",
+            "*@pytest.mark.cache_size: argument 'memory_kb' must be a number > 0, got True",
+            "*@pytest.mark.cache_size: takes 0 positional argument(s), got 1; signature *",
+            "*@pytest.mark.cache_size: argument 'pattern' must be a glob with balanced [[] []] brackets, got '[[]a'",
+            "*@pytest.mark.cache_size: unknown argument 'max_bytes'; signature "
+            "cache_size(*, max_value_bytes=None, memory_kb=None, pattern='*')",
+        ]
+    )
+    assert "Traceback" not in result.stdout.str()
+
+
+def test_bad_size_targets_are_one_line_errors(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(test_ok="def test_ok():\n    pass\n")
+    for text, expected in (
+        ("max_value_bytes = 1.5", "*target 'x': key 'max_value_bytes' must be a whole number of bytes >= 0, got 1.5"),
+        ("memory_kb = 0", "*target 'x': key 'memory_kb' must be a number of KB > 0 (1 KB = 1024 bytes), got 0"),
+        ("memory_kb = 'big'", "*target 'x': key 'memory_kb' must be a number of KB > 0 (1 KB = 1024 bytes), got 'big'"),
+    ):
+        pytester.makefile(".toml", targets=f'[[tool.cachecheck.target]]\nname = "x"\n{text}\n')
+        result = run(pytester, "--cache-targets", "targets.toml")
+        assert result.ret == pytest.ExitCode.USAGE_ERROR
+        result.stderr.fnmatch_lines([expected])

@@ -30,9 +30,9 @@ from typing import Any
 
 import pytest
 
-from ..config import MarkerError, MarkerSpec, Param
 from ..observe import instrument
 from ..observe.commands import DELETE, HIT, MISS, classify
+from .arguments import MarkerError, MarkerSpec, Param
 from .base import FAILED, PASSED, Check, CheckResult, Measurement, TestContext
 from .history import (
     READ,

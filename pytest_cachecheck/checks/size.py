@@ -11,23 +11,21 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..config import MarkerSpec, Param
+from ..metrics import KB, format_bytes
 from ..observe.commands import WRITE
-from ..observe.memory import KB, MemoryAtEnd
+from ..observe.memory import MemoryAtEnd
 from ..observe.patterns import MATCH_ALL, matcher, shown_key
-from ..observe.patterns import validate as validate_pattern
-from ..observe.sizes import format_bytes
 from ..observe.stats import compute_stats
+from .arguments import MarkerSpec, Param
 from .base import FAILED, PASSED, Check, CheckResult, TestContext
 
 _EXAMPLES = 3
 
 
-def _one_limit_and_pattern(bound: dict[str, Any]) -> str | None:
+def _one_limit(bound: dict[str, Any]) -> str | None:
     if bound["max_value_bytes"] is None and bound["memory_kb"] is None:
         return "give max_value_bytes=, memory_kb= or both (e.g. cache_size(max_value_bytes=65536))"
-    problem = validate_pattern(bound["pattern"])
-    return f"argument 'pattern' must be {problem}" if problem else None
+    return None
 
 
 SPEC = MarkerSpec(
@@ -35,11 +33,11 @@ SPEC = MarkerSpec(
     params=(
         Param("max_value_bytes", "int", default=None, low=0),
         Param("memory_kb", "number", default=None, low=0, low_open=True),
-        Param("pattern", "str", default=MATCH_ALL),
+        Param("pattern", "pattern", default=MATCH_ALL),
     ),
     help="the largest value written to a key matching pattern is at most max_value_bytes; the memory of the "
     "matching keys at the end of the test (MEMORY USAGE; an estimate on fake) is at most memory_kb",
-    extra_check=_one_limit_and_pattern,
+    extra_check=_one_limit,
 )
 
 

@@ -25,7 +25,6 @@ from .commands import key_text, sent_key_bytes
 from .instrument import unobserved
 from .patterns import MATCH_ALL, matcher
 
-KB = 1024  # memory_kb counts kibibytes, as Redis's used_memory_human does
 _BATCH = 1000
 MEASURED = "MEMORY USAGE"
 ESTIMATED = "estimate: key + value bytes (fake backend)"

@@ -126,11 +126,3 @@ def value_sizes(
         0,
     ) * max(len(keys) - len(values), 0)
 
-
-def format_bytes(count: float) -> str:
-    """Bytes as people read them: ``950 B``, ``10.0 KB``, ``2.50 MB`` (KB = 1024 bytes, as in Redis)."""
-    if count < 1024:
-        return f"{int(count)} B"
-    if count < 1024 * 1024:
-        return f"{count / 1024:.1f} KB"
-    return f"{count / 1024 / 1024:.2f} MB"

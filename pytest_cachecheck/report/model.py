@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from ..checks.targets import MISSED, NO_DATA, TargetResult
-from ..observe.memory import KB
+from ..metrics import KB
 from ..observe.summary import PatternSummary, RunSummary
 
 VERSION = 1

@@ -11,8 +11,9 @@ from collections.abc import Callable, Sequence
 from typing import Any, Protocol
 
 from ..checks.targets import INCONCLUSIVE, MET, MISSED, NO_DATA, NOT_ENFORCED
-from ..observe.memory import KB
-from ..observe.sizes import format_bytes
+from ..metrics import KB, format_bytes
+from ..metrics import format_ms as ms
+from ..metrics import format_percent as percent
 
 WIDTH = 80
 _STATUS_MARKUP = {MET: {"green": True}, MISSED: {"red": True, "bold": True}}
@@ -31,13 +32,6 @@ class TerminalWriter(Protocol):
 
 def _fit(text: str, width: int) -> str:
     return text if len(text) <= width else text[: max(width - 3, 1)] + "..."
-
-
-def ms(value: float | None) -> str:
-    """Milliseconds for tables: three decimals below 10 ms, one above."""
-    if value is None:
-        return "-"
-    return f"{value:.3f}" if value < 10 else f"{value:.1f}"
 
 
 def pattern_cells(stats: dict[str, Any]) -> list[str]:
@@ -80,10 +74,6 @@ def has_sizes(patterns: dict[str, dict[str, Any]]) -> bool:
         stats["bytes_written"] or stats["bytes_read"] or stats["memory_kb"] is not None or stats["local_hits"]
         for stats in patterns.values()
     )
-
-
-def percent(value: float | None) -> str:
-    return "-" if value is None else f"{value:.1%}"
 
 
 def _columns(rows: Sequence[Sequence[str]], first_max: int) -> list[int]:
