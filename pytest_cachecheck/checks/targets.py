@@ -20,6 +20,7 @@ from ..observe.memory import ESTIMATED, MEASURED
 from ..observe.patterns import shown_key
 from ..observe.summary import PatternSummary, RunSummary
 from .base import INCONCLUSIVE, NOT_ENFORCED
+from .hit_rate import hits_text
 from .statistics import quantile_lower_rank
 from .target_file import Target
 
@@ -100,7 +101,9 @@ def _measured(name: str, stats: PatternSummary) -> tuple[float | None, str]:
     metric = METRICS[name]
     if metric.source == READS:
         top = ", ".join(f"{shape} ({count})" for shape, count in stats.miss_shapes.most_common(3))
-        account = f"{stats.hits} hits, {stats.misses} misses" + (f"; most misses: {top}" if top else "")
+        account = f"{hits_text(stats.hits, stats.local_hits)}, {stats.misses} misses" + (
+            f"; most misses: {top}" if top else ""
+        )
         return stats.hit_rate, account
     if metric.source == COMMANDS:
         latency = stats.latency
