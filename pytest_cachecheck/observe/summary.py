@@ -17,12 +17,12 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..metrics import METRICS, Measurement
-from .commands import DELETE, ERROR, HIT, MISS, WRITE, classify, classify_single
+from .commands import DELETE, ERROR, HIT, MISS, WRITE, classify, classify_single, key_text
 from .events import Event
 from .instrument import LOCAL, RawEvent
 from .memory import MemoryAtEnd
 from .patterns import MATCH_ALL, key_shape, matcher
-from .sizes import value_size
+from .sizes import payload_sizes, written_sizes
 from .stats import HitRate
 from .ttl import KeysAtEnd, keys_without_ttl
 
@@ -183,9 +183,9 @@ class _TestGroup:
         if largest is not None and (self.largest is None or largest[0] > self.largest[0]):
             self.largest = largest
 
-    def add_durations(self, durations: list[int], buckets: list[int]) -> None:
+    def add_durations(self, max_ns: int, buckets: list[int]) -> None:
         self.buckets.extend(buckets)
-        self.max_ns = max(self.max_ns, max(durations))
+        self.max_ns = max(self.max_ns, max_ns)
 
 
 @dataclass
@@ -445,8 +445,6 @@ class RunSummary:
         everything = _TestGroup()
         groups: dict[tuple[bool, str], _TestGroup] = {}
         combined: _Combined = {}
-        sized: dict[Any, list[int]] = {}
-        largest: dict[Any, tuple[int, str]] = {}
         key_cache, classify_key = self._key_cache, self._classify_key
         ttl_input: list[tuple[Event, RawEvent]] | None = [] if self.track_ttl else None
         durations: list[int] = []
@@ -459,18 +457,9 @@ class RunSummary:
                 entry = (key_cache.get(key) or classify_key(key), command, outcome)
                 same = combined.get(entry)
                 if same is None:
-                    combined[entry] = [duration]
+                    combined[entry] = [record]
                 else:
-                    same.append(duration)
-                if outcome is HIT or outcome is WRITE:
-                    size = value_size(command, record[2], record[3], outcome)
-                    sizes = sized.get(entry)
-                    if sizes is None:
-                        sized[entry] = [size]
-                    else:
-                        sizes.append(size)
-                    if outcome is WRITE and ((best := largest.get(entry)) is None or size > best[0]):
-                        largest[entry] = (size, key)
+                    same.append(record)
                 if ttl_input is not None and (outcome in _CHANGES_KEYS or command in _READS_THAT_CHANGE_KEYS):
                     event = event or Event(
                         record[0], duration, command, (key,), (outcome,), record[4], record[2], record[3]
@@ -485,7 +474,7 @@ class RunSummary:
                     everything.buckets.append(bucket_of(duration))
                 if ttl_input is not None:
                     ttl_input.append((event, record))
-        _add_combined(combined, sized, largest, everything, groups)
+        _add_combined(combined, everything, groups)
         if durations:
             everything.max_ns = max(durations)
         self.patterns[MATCH_ALL].add_group(everything, nodeid)
@@ -525,7 +514,7 @@ class RunSummary:
                 if group_id not in touched:
                     touched.add(group_id)
                     group.commands[event.command] += 1
-                    group.add_durations([event.duration_ns], [bucket])
+                    group.add_durations(event.duration_ns, [bucket])
 
     def _add_memory(self, nodeid: str, memory: MemoryAtEnd) -> None:
         """Each pattern's and shape's share of the test's memory at its end; a pattern none of
@@ -659,33 +648,25 @@ class RunSummary:
 _Row = tuple[RawEvent, Event | None, str | None, str, str]
 # One test's single-key commands: ((key shape, matching target patterns), command, outcome) -> durations.
 _Entry = tuple[tuple[str, tuple[str, ...]], str, str]
-_Combined = dict[_Entry, list[int]]
+# ... -> their records: durations and value sizes are read from them once per group, not in the loop.
+_Combined = dict[_Entry, list[RawEvent]]
 _CHANGES_KEYS = frozenset({WRITE, DELETE})
 # Reads that also change a key's expiry or existence: the TTL replay needs them.
 _READS_THAT_CHANGE_KEYS = frozenset({"GETEX", "GETDEL", "HGETEX", "HGETDEL"})
 
 
-def _add_combined(
-    combined: _Combined,
-    sized: dict[_Entry, list[int]],
-    largest: dict[_Entry, tuple[int, str]],
-    everything: _TestGroup,
-    groups: dict[tuple[bool, str], _TestGroup],
-) -> None:
+def _add_combined(combined: _Combined, everything: _TestGroup, groups: dict[tuple[bool, str], _TestGroup]) -> None:
     """Add one test's single-key commands, grouped by ((shape, patterns), command, outcome), to
     the run-wide group and to their shape's and patterns' groups: once per group, not per command.
     Local hits count as hits and in the command counts (``GET (local)``), never in latency."""
     all_buckets = everything.buckets
-    for entry, group_durations in combined.items():
-        (shape, patterns), command, outcome = entry
-        count = len(group_durations)
+    for ((shape, patterns), command, outcome), records in combined.items():
+        count = len(records)
         local = command.endswith(LOCAL_SUFFIX)
-        buckets = [] if local else [bucket_of(duration) for duration in group_durations]
+        buckets = [] if local else [bucket_of(record[1]) for record in records]
+        max_ns = max(record[1] for record in records)
         all_buckets.extend(buckets)
-        sizes = sized.get(entry)
-        total = sum(sizes) if sizes else 0
-        written, read = (total, 0) if outcome == WRITE else (0, total)
-        biggest = largest.get(entry)
+        written, read, biggest = _group_sizes(command, outcome, records)
         local_hits = count if local and outcome == HIT else 0
         everything.outcomes[outcome] += count
         everything.commands[command] += count
@@ -700,9 +681,20 @@ def _add_combined(
             group.local_hits += local_hits
             group.add_sizes(written, read, biggest)
             if not local:
-                group.add_durations(group_durations, buckets)
+                group.add_durations(max_ns, buckets)
             if outcome == MISS and not group_id[0]:
                 group.miss_shapes[shape] += count
+
+
+def _group_sizes(command: str, outcome: str, records: list[RawEvent]) -> tuple[int, int, tuple[int, str] | None]:
+    """(value bytes written, read, (bytes, key) of the biggest write) of one group of single-key commands."""
+    if outcome == HIT:
+        return 0, sum(payload_sizes([record[3] for record in records])), None
+    if outcome != WRITE:
+        return 0, 0, None
+    sizes = written_sizes(command, [record[2] for record in records])
+    biggest = max(range(len(sizes)), key=sizes.__getitem__)
+    return sum(sizes), 0, (sizes[biggest], key_text(records[biggest][2][1]))
 
 
 def _event_row(record: RawEvent, event: Event) -> _Row:
