@@ -15,6 +15,14 @@ two CPUs is shown for comparison. The fakeredis goal row observes both sides: th
 wrapper and the fake server's own view of what it executes (``observe.fake_server``),
 against fakeredis with neither. Exits 1 when a goal is missed.
 
+Byte counting (value sizes, ``observe.sizes``) adds nothing to the recording path: it runs
+lazily, where the run summary folds a test in (once per group of like commands) and where
+``CacheStats`` sizes are asked for. Its row pairs a summary fold (a target pattern, TTL
+replay on, as with a report file) and one ``CacheStats`` over the same recorded commands (a
+cache mix: GET hits, GET misses, SET with EX, values of 200 bytes), with and without the
+size work, alternating per round, in the thread's CPU time (pure computation: a busy
+2-core runner's preemption would otherwise swamp a tenth of a microsecond).
+
     python benchmarks/bench_observation_overhead.py [--commands 200000]
 """
 
@@ -28,7 +36,7 @@ import statistics
 import sys
 import types
 from collections.abc import Callable
-from time import perf_counter_ns
+from time import perf_counter_ns, thread_time_ns
 from typing import Any
 
 import fakeredis
@@ -36,9 +44,12 @@ import redis
 from fakeredis._socket._base import BaseFakeSocket
 
 from pytest_cachecheck.backends.process import RedisProcess
-from pytest_cachecheck.observe import fake_server, instrument
+from pytest_cachecheck.observe import fake_server, instrument, stats, summary
+from pytest_cachecheck.observe.events import classify_raw
+from pytest_cachecheck.observe.instrument import RawEvent
 from pytest_cachecheck.observe.monitor import CacheMonitor
 
+BYTES_GOAL_ADDED_US = 0.2  # byte counting, per observed command (summary fold; CacheStats sizes)
 GOAL_RATIO = 1.05
 GOAL_ADDED_US = 2.0
 FAKE_GOAL_RATIO = 1.10  # fakeredis, in-process, client wrapper + the fake server's view
@@ -153,10 +164,73 @@ def classify_cost_us(client: redis.Redis, count: int) -> float:
     return (perf_counter_ns() - start) / count / 1000
 
 
+def cache_mix_records(count: int) -> list[RawEvent]:
+    """``count`` commands recorded from a fakeredis client: GET hits (1/2), GET misses (1/4), SET EX (1/4)."""
+    client = fakeredis.FakeRedis()
+    value = b"v" * 200
+    instrument.install()
+    monitor = CacheMonitor()
+    monitor.activate()
+    try:
+        for index in range(count):
+            key = f"user:{index % 500}:profile"
+            if index % 4 == 0:
+                client.set(key, value, ex=60)
+            elif index % 4 == 1:
+                client.get(f"missing:{index % 500}")
+            else:
+                client.get(key)
+    finally:
+        monitor.deactivate()
+        instrument.uninstall()
+    return monitor.records
+
+
+def byte_counting_pairs(records: list[RawEvent], rounds: int) -> dict[str, tuple[list[float], list[float]]]:
+    """CPU ns per command of the two lazy passes without (plain) and with (observed) sizes, paired per round.
+
+    ``summary fold``: the run summary's per-group size pass (every test, whenever the summary is
+    read) against one that answers "no bytes" at once. ``CacheStats sizes``: ``bytes_written``
+    read (sizes are worked out on first use: a ``cache_size`` marker) against a hit rate only.
+    """
+    events = classify_raw(records)
+
+    def fold(sized: bool) -> int:
+        original = summary._group_sizes
+        if not sized:
+            summary._group_sizes = lambda command, outcome, records: (0, 0, None)
+        try:
+            start = thread_time_ns()
+            summary.RunSummary(("user:*",)).add_records("bench", records)
+            return thread_time_ns() - start
+        finally:
+            summary._group_sizes = original
+
+    def cache_stats(sized: bool) -> int:
+        start = thread_time_ns()
+        result = stats.compute_stats(events, "*")
+        assert (result.bytes_written if sized else result.hit_rate) is not None
+        return thread_time_ns() - start
+
+    pairs: dict[str, tuple[list[float], list[float]]] = {}
+    for name, measure in (("summary fold", fold), ("CacheStats sizes", cache_stats)):
+        plain, observed = [], []
+        measure(True), measure(False)  # warm-up
+        for index in range(rounds):
+            if index & 1:
+                plain_ns, observed_ns = measure(False), measure(True)
+            else:
+                observed_ns, plain_ns = measure(True), measure(False)
+            plain.append(plain_ns / len(records))
+            observed.append(observed_ns / len(records))
+        pairs[name] = (plain, observed)
+    return pairs
+
+
 def row(
     name: str,
-    plain: list[int],
-    observed: list[int],
+    plain: list[int] | list[float],
+    observed: list[int] | list[float],
     goal: bool,
     goal_ratio: float = GOAL_RATIO,
     goal_added_us: float = GOAL_ADDED_US,
@@ -223,9 +297,13 @@ def main() -> int:
     )
     plain, observed = measure_wrapper_alone(pairs)
     ok &= row("wrapper alone (no-op)", plain, observed, goal=False)
+    for name, (plain, observed) in byte_counting_pairs(cache_mix_records(20_000), rounds=101).items():
+        ok &= row(f"bytes: {name}", plain, observed, True, math.inf, BYTES_GOAL_ADDED_US)
     print(
         "\nadded: mean of the paired differences (observed - plain); ratio: sum observed / sum plain."
         f"\nlazy classification + stats, once per test, not per call: {cost:.2f} us per command"
+        f"\nbytes rows: CPU us per command over 20,000 recorded commands (GET hit/miss, SET EX), 101 rounds, "
+        f"without and with value sizes (goal <= {BYTES_GOAL_ADDED_US} us added each; no ratio goal)"
     )
     return 0 if ok else 1
 

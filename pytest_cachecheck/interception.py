@@ -14,6 +14,7 @@ from typing import Any
 
 # A raw record: (start_ns, duration_ns, args, reply or exception, pipeline_id; 0 outside pipelines).
 RawEvent = tuple[int, int, tuple[Any, ...], Any, int]
+LOCAL = -1  # the pipeline id of a read answered from the client's local cache
 
 class Interceptor:
     """Fault injection and race amplification hook into every observed command (no-op defaults).
@@ -44,6 +45,7 @@ class _State:
 
     log: list[RawEvent] | None = None
     interceptor: Interceptor | None = None
+    client_cache = False  # True once a client-side cache answered a read in this process
 
 
 state = _State()

@@ -23,6 +23,9 @@ COMMANDS = "commands"  # the latency histogram of observed commands
 WRITES = "writes"  # the keys observed writes left behind (TTLs)
 OUTCOMES = "outcomes"  # the outcome counts of observed commands (errors)
 FIXTURE = "fixture"  # ``Measurement``s that fixtures append (one value per measurement)
+VALUES = "values"  # the value bytes of observed writes (``observe.sizes``)
+MEMORY = "memory"  # the memory of the keys left at the end of each test (``observe.memory``)
+KB = 1024  # memory_kb counts kibibytes, as Redis's ``*_human`` fields do
 
 # How a fixture metric's measurements combine over the run; it matches the direction
 # (a ceiling holds on the largest or on the total, a floor on the smallest).
@@ -35,6 +38,15 @@ def format_ms(value: float | None) -> str:
     if value is None:
         return "-"
     return f"{value:.3f}" if value < 10 else f"{value:.1f}"
+
+
+def format_bytes(count: float) -> str:
+    """Bytes as people read them: ``950 B``, ``10.0 KB``, ``2.50 MB`` (KB = 1024 bytes, as in Redis)."""
+    if count < KB:
+        return f"{int(count)} B"
+    if count < KB * KB:
+        return f"{count / KB:.1f} KB"
+    return f"{count / KB / KB:.2f} MB"
 
 
 def format_percent(value: float | None) -> str:
@@ -81,6 +93,8 @@ FRACTION = Kind("fraction", "a number from 0 to 1", format_percent, lambda value
 MS = Kind("ms", "a number of milliseconds > 0", lambda value: f"{format_ms(value)} ms", lambda value: value > 0)
 COUNT = Kind("count", "a whole number >= 0", lambda value: f"{int(value)}", lambda v: isinstance(v, int) and v >= 0)
 RATIO = Kind("ratio", "a number > 0", lambda value: f"{value:.2f}x", lambda value: value > 0)
+BYTES = Kind("bytes", "a whole number of bytes >= 0", format_bytes, lambda v: isinstance(v, int) and v >= 0)
+KILOBYTES = Kind("kb", "a number of KB > 0 (1 KB = 1024 bytes)", lambda v: format_bytes(v * KB), lambda v: v > 0)
 
 
 @dataclass(frozen=True)
@@ -190,6 +204,16 @@ METRICS: dict[str, Metric] = {
             "a test calling cache_invalidation.measure(...)",
             timing=True,
             of="invalidation_ms",
+        ),
+        Metric("max_value_bytes", BYTES, CEILING, VALUES, "max", "writes through a redis-py client"),
+        Metric(
+            "memory_kb",
+            KILOBYTES,
+            CEILING,
+            MEMORY,
+            "max",
+            "a test that leaves the pattern's keys in the plugin's Redis at its end (read only when a target, "
+            "a report file or a cache_size(memory_kb=) marker asks)",
         ),
         Metric("stale_reads", COUNT, CEILING, FIXTURE, "sum", "a test using cache_consistency (run(...) or check())"),
         Metric("round_trips_per_call", COUNT, CEILING, FIXTURE, "max", _BY_COST),

@@ -22,10 +22,11 @@ from .checks.stampede import METRIC as METRIC_FILLS
 from .checks.stampede import SPEC as STAMPEDE_SPEC
 from .config import Settings
 from .interception import RawEvent
+from .observe.memory import read_memory
 from .observe.monitor import CacheMonitor
 from .observe.server_stats import ServerCounters, ServerStatsProbe, difference
 from .observe.summary import RunSummary, own_metrics
-from .observe.ttl import OWNED_BACKENDS, read_keys_at_end, without_setup_keys
+from .observe.ttl import OWNED_BACKENDS, read_keys_at_end, setup_keys, without_setup_keys
 from .own_commands import unobserved
 from .warning_types import InconclusiveCheckWarning, TimingNotEnforcedWarning
 
@@ -83,7 +84,9 @@ class CachecheckRun:
         self._counters_before: ServerCounters | None = None
         self._body_start_ns = 0
         shown_in_files = bool(settings.target_list or settings.reports)
-        self.summary = RunSummary((target.pattern for target in settings.target_list), track_ttl=shown_in_files)
+        self.summary = RunSummary(
+            (target.pattern for target in settings.target_list), track_ttl=shown_in_files, track_memory=shown_in_files
+        )
         # A max_fills target judges every test's cold bursts, not only those of tests with the marker.
         self._judges_fills = settings.monitor and any(
             name == METRIC_FILLS for target in settings.target_list for name, _ in target.limits
@@ -148,8 +151,15 @@ class CachecheckRun:
         records = context.monitor.records
         if self._summary_is_read(item, context):
             at_end = context.data.get("keys_at_end") or [None]
+            memory = context.data.get("memory_at_end") or [None]
             metrics = self.summary.add_records(
-                item.nodeid, records, context.measurements, checks, at_end[-1], _probes_over(records, context)
+                item.nodeid,
+                records,
+                context.measurements,
+                checks,
+                at_end[-1],
+                _probes_over(records, context),
+                memory_at_end=memory[-1],
             )
         else:
             metrics = own_metrics(records)
@@ -184,7 +194,8 @@ class CachecheckRun:
 
     def end_call(self) -> None:
         """Just after the test body (before checks and fixture teardown): ``data["server_stats"]``,
-        then, on a backend the plugin owns, ``data["keys_at_end"]`` when a TTL verdict reads it."""
+        then, on a backend the plugin owns, ``data["keys_at_end"]`` when a TTL verdict reads it, and
+        ``data["memory_at_end"]`` when a memory verdict or report does (``observe.memory``)."""
         before, self._counters_before = self._counters_before, None
         context = self.context
         if context is None:
@@ -196,16 +207,37 @@ class CachecheckRun:
         judged = context.data.get(DATA_STAMPEDE) or any(name == STAMPEDE_SPEC.name for name, _ in self.bound_markers)
         if self._judges_fills and not judged:  # the marker and cache_bench.stampede measure it themselves
             context.measurements.extend(record_measurements(context.monitor.events))
-        if context.backend is not None and context.backend.name in OWNED_BACKENDS and self._reads_ttl():
-            client = context.backend.client()
-            try:
-                snapshot = read_keys_at_end(client, self._body_start_ns)
-            finally:
-                with unobserved():
-                    client.close()
-            if snapshot is not None:
-                monitor = context.monitor
-                context.data["keys_at_end"].append(without_setup_keys(snapshot, monitor.warmup_events, monitor.events))
+        if context.backend is None:
+            return
+        owned = context.backend.name in OWNED_BACKENDS
+        reads_ttl, reads_memory = owned and self._reads_ttl(), self._reads_memory()
+        if not reads_ttl and not reads_memory:
+            return
+        monitor = context.monitor
+        client = context.backend.client()
+        try:
+            snapshot = read_keys_at_end(client, self._body_start_ns) if reads_ttl else None
+            memory = None
+            if reads_memory:
+                memory = read_memory(
+                    client,
+                    None if owned else sorted(monitor.written_keys()),
+                    estimated=context.backend.name == "fake",
+                    leave_out=setup_keys(monitor.warmup_events, monitor.events),
+                )
+        finally:
+            with unobserved():
+                client.close()
+        if snapshot is not None:
+            context.data["keys_at_end"].append(without_setup_keys(snapshot, monitor.warmup_events, monitor.events))
+        if memory is not None:
+            context.data["memory_at_end"].append(memory)
+
+    def _reads_memory(self) -> bool:
+        """A ``cache_size(memory_kb=...)`` marker on this test, or the run-wide memory (targets, reports)."""
+        return self.summary.track_memory or any(
+            name == "cache_size" and params.get("memory_kb") is not None for name, params in self.bound_markers
+        )
 
     def _reads_ttl(self) -> bool:
         """A ``cache_ttl`` marker on this test, or the run-wide ``keys_without_ttl`` (targets, reports)."""

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from . import consistency, cost, forbid, hit_rate, invalidation, latency, speedup, stampede, ttl
+from . import consistency, cost, forbid, hit_rate, invalidation, latency, size, speedup, stampede, ttl
 from .base import Check, CheckResult, TestContext
 
 CHECKS: dict[str, Check] = {
@@ -17,6 +17,7 @@ CHECKS: dict[str, Check] = {
         cost.CHECK,
         consistency.CHECK,
         stampede.CHECK,
+        size.CHECK,
     )
 }
 

@@ -18,11 +18,26 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from ..metrics import COMMANDS, FIXTURE, METRICS, OUTCOMES, READS, WRITES, format_metric
+from ..metrics import (
+    COMMANDS,
+    FIXTURE,
+    KB,
+    MEMORY,
+    METRICS,
+    OUTCOMES,
+    READS,
+    VALUES,
+    WRITES,
+    format_bytes,
+    format_metric,
+)
+from ..observe.memory import ESTIMATED, MEASURED
+from ..observe.patterns import shown_key
 from ..observe.summary import LatencyHistogram, PatternSummary, RunSummary
 from ..text import plural
 from .base import INCONCLUSIVE, NOT_ENFORCED
 from .baseline import QUANTILES, Baseline, explained
+from .hit_rate import hits_text
 from .statistics import quantile_lower_rank
 from .target_file import Target
 
@@ -150,7 +165,7 @@ def _measured(name: str, stats: PatternSummary) -> tuple[float | None, str]:
     metric = METRICS[name]
     if metric.source == READS:
         top = ", ".join(f"{shape} ({count})" for shape, count in stats.miss_shapes.most_common(3))
-        counts = f"{plural(stats.hits, 'hit')}, {plural(stats.misses, 'miss', 'misses')}"
+        counts = f"{hits_text(stats.hits, stats.local_hits)}, {plural(stats.misses, 'miss', 'misses')}"
         account = counts + (f"; most misses: {top}" if top else "")
         return stats.hit_rate, account
     if metric.source == COMMANDS:
@@ -173,6 +188,17 @@ def _measured(name: str, stats: PatternSummary) -> tuple[float | None, str]:
     if metric.source == OUTCOMES:
         commands = stats.command_count
         return (stats.errors if commands else None), f"{stats.errors} of {commands} commands failed"
+    if metric.source == VALUES:
+        if stats.max_value_bytes is None:
+            return None, ""
+        biggest = f"largest {shown_key(stats.max_value_key)} in {stats.max_value_nodeid}"
+        return stats.max_value_bytes, f"{biggest}; {format_bytes(stats.bytes_written)} written in all"
+    if metric.source == MEMORY:
+        if stats.memory_bytes is None:
+            return None, ""
+        source = ESTIMATED if stats.memory_estimated else MEASURED
+        account = f"{stats.memory_keys} keys at the end of {stats.memory_nodeid}, the largest test ({source})"
+        return stats.memory_bytes / KB, account
     assert metric.source == FIXTURE
     if metric.statistic == "mean":
         measured = stats.measured.get(metric.of)

@@ -93,11 +93,11 @@ def _ends(events: Sequence[Event]) -> list[int]:
     """
     round_trip_end: dict[int, int] = {}
     for event in events:
-        if event.pipeline_id:
+        if event.pipeline_id > 0:
             previous = round_trip_end.get(event.pipeline_id, event.start_ns)
             round_trip_end[event.pipeline_id] = previous + event.duration_ns
     return [
-        round_trip_end[event.pipeline_id] if event.pipeline_id else event.start_ns + event.duration_ns
+        round_trip_end[event.pipeline_id] if event.pipeline_id > 0 else event.start_ns + event.duration_ns
         for event in events
     ]
 

@@ -14,6 +14,10 @@ the connection's parser).
 ``INFO`` (sections ``server``, ``clients``, ``memory``, ``stats``, ``commandstats``,
 ``keyspace``) is answered from the same counters, when the installed fakeredis has no
 ``INFO`` of its own, so libraries that read the server version or stats run unchanged.
+``MEMORY USAGE key`` likewise, with an estimate: fakeredis does not account memory, so the
+answer is the key's bytes plus its value's payload bytes (``observe.sizes``: a hash's fields
+and values, a list's elements...), without the allocator and encoding overhead a real server
+adds; reports label it an estimate.
 
 Only servers the plugin attached a view to (``attach``) are counted; the seam is checked
 before it is patched, and a fakeredis whose internals moved gets no server-side view and
@@ -36,6 +40,7 @@ from ..own_commands import keyspace_effect
 from ..warning_types import FakeViewWarning
 from .commands import HIT, MISS, classify
 from .server_stats import ServerCounters
+from .sizes import payload_bytes
 
 _ATTRIBUTE = "_cachecheck_view"
 _FOLD_AT = 20_000  # buffered commands folded into the counters at once (bounds memory in long tests)
@@ -214,7 +219,38 @@ def install() -> bool:
     if "info" not in SUPPORTED_COMMANDS:
         BaseFakeSocket._cachecheck_info = _info_command  # type: ignore[attr-defined]
         SUPPORTED_COMMANDS["info"] = Signature("info", "_cachecheck_info", (), (bytes,))  # type: ignore[arg-type]
+    if "memory usage" not in SUPPORTED_COMMANDS:
+        from fakeredis._commands import COMMANDS_WITH_SUB
+
+        BaseFakeSocket._cachecheck_memory_usage = _memory_usage_command  # type: ignore[attr-defined]
+        COMMANDS_WITH_SUB.add("memory")
+        SUPPORTED_COMMANDS["memory usage"] = Signature(
+            "memory usage", "_cachecheck_memory_usage", (bytes,), (bytes,)  # type: ignore[arg-type]
+        )
     return True
+
+
+def estimated_memory(key: bytes, value: Any) -> int:
+    """Key bytes plus value payload bytes: the fake server's answer to ``MEMORY USAGE``."""
+    if isinstance(value, (bytes, str, int, float)):
+        stored = payload_bytes(value)
+    elif hasattr(value, "items"):  # hashes, sorted sets (member -> score)
+        stored = sum(payload_bytes(field) + payload_bytes(item) for field, item in value.items())
+    else:
+        try:
+            stored = sum(payload_bytes(item) for item in value)  # lists, sets
+        except TypeError:
+            stored = 0
+    return len(key) + stored
+
+
+def _memory_usage_command(self: Any, key: bytes, *options: bytes) -> int | None:
+    """``MEMORY USAGE key [SAMPLES n]``: the estimate, or nil for a missing key."""
+    try:
+        item = self._db[key]
+    except KeyError:
+        return None
+    return estimated_memory(key, item.value)
 
 
 def _observed(original: Callable[..., Any], simple_error: Any) -> Callable[..., Any]:

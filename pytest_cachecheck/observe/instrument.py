@@ -6,7 +6,15 @@ hot path does as little as possible: two clock reads, one tuple, one ``list.appe
 Classification into hits and misses happens later, lazily (see ``events.py``).
 
 A raw record is ``(start_ns, duration_ns, args, reply, pipeline_id)``; ``reply`` is
-the exception instance when the command failed; ``pipeline_id`` is 0 outside pipelines.
+the exception instance when the command failed; ``pipeline_id`` is 0 outside pipelines
+and ``LOCAL`` for a read that redis-py's client-side cache (``cache_config=``, RESP3)
+answered without a round trip.
+
+Local hits are told apart by a wrapper on redis-py's ``CacheProxyConnection.read_response``
+(only clients with a local cache have one): it sets a per-thread flag when it is about to
+answer an observed command from the cache, which that command's wrapper takes back. Until
+the first local hit of the process, the command wrapper's only extra work is reading one
+attribute (~25 ns).
 
 The plugin's own commands (``with unobserved():``) are not recorded but counted, in
 ``own_commands.py``; the hooks (``Interceptor``) and the state this hot path reads are in
@@ -21,12 +29,13 @@ from __future__ import annotations
 import functools
 import importlib
 import itertools
+import threading
 import types
 from collections.abc import Callable
 from time import perf_counter_ns
 from typing import Any
 
-from ..interception import Interceptor, RawEvent, intercepting, state
+from ..interception import LOCAL, Interceptor, RawEvent, intercepting, state
 from ..own_commands import (
     GUARD,
     INSIDE,
@@ -44,6 +53,7 @@ from .probe import probe, probe_async, probe_due
 # The seam's names are also importable here, where checks and tests that drive the
 # instrumentation look for them; backends import them from their leaf modules.
 __all__ = [
+    "LOCAL",
     "Interceptor",
     "RawEvent",
     "forwarded_name",
@@ -57,6 +67,15 @@ __all__ = [
 
 
 _pipeline_ids = itertools.count(1)
+
+
+class _Served(threading.local):
+    """Per thread: whether the command running now was answered from the client's local cache."""
+
+    local = False
+
+
+_served = _Served()
 
 
 def _forwarder(self: Any, *args: Any, **options: Any) -> Any:
@@ -123,6 +142,7 @@ def _wrap_command(original: Callable[..., Any], guard: bool = False, probing: bo
                 reply = getattr(self, delegate)(*args, **options)
         except BaseException as exc:
             log.append((start, perf_counter_ns() - start, args, exc, 0))
+            _served.local = False  # a local answer its reply callback then failed on
             if interceptor is not None:
                 interceptor.after(args, exc)
             raise
@@ -130,7 +150,11 @@ def _wrap_command(original: Callable[..., Any], guard: bool = False, probing: bo
             if token is not None:
                 INSIDE.reset(token)
         duration = perf_counter_ns() - start
-        log.append((start, duration, args, reply, 0))
+        if state.client_cache and _served.local:
+            _served.local = False
+            log.append((start, duration, args, reply, LOCAL))
+        else:
+            log.append((start, duration, args, reply, 0))
         if interceptor is not None:
             interceptor.after(args, reply)
         if probing and probe_due(duration):
@@ -274,11 +298,35 @@ def _wrap_async_pipeline(original: Callable[..., Any]) -> Callable[..., Any]:
     return execute
 
 
+def _wrap_cache_read(original: Callable[..., Any]) -> Callable[..., Any]:
+    """``CacheProxyConnection.read_response``: flags the reads it answers from the local cache.
+
+    The test is redis-py's own (a current cache key whose entry is no longer in progress),
+    made just before it makes it; nothing is changed in what it returns. Only observed
+    commands are flagged (their wrapper, further up this thread's stack, takes the flag back).
+    """
+
+    @functools.wraps(original)
+    def read_response(self: Any, *args: Any, **kwargs: Any) -> Any:
+        __tracebackhide__ = True
+        key = getattr(self, "_current_command_cache_key", None)
+        if key is not None and state.log is not None and not INSIDE.get():
+            entry = self._cache.get(key)
+            if entry is not None and getattr(entry.status, "name", "") != "IN_PROGRESS":
+                state.client_cache = True
+                _served.local = True
+        return original(self, *args, **kwargs)
+
+    read_response.__cachecheck_original__ = original  # type: ignore[attr-defined]
+    return read_response
+
+
 # (module, class, method, wrapper). Missing modules (valkey, old redis-py) are skipped.
 _TARGETS: tuple[tuple[str, str, str, Callable[[Callable[..., Any]], Callable[..., Any]]], ...] = (
     ("redis.client", "Redis", "execute_command", functools.partial(_wrap_command, probing=True)),
     ("redis.client", "Pipeline", "immediate_execute_command", _wrap_command),
     ("redis.client", "Pipeline", "execute", _wrap_pipeline),
+    ("redis.connection", "CacheProxyConnection", "read_response", _wrap_cache_read),
     ("redis.asyncio.client", "Redis", "execute_command", functools.partial(_wrap_async_command, probing=True)),
     ("redis.asyncio.client", "Pipeline", "immediate_execute_command", _wrap_async_command),
     ("redis.asyncio.client", "Pipeline", "execute", _wrap_async_pipeline),

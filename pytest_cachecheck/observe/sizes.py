@@ -40,6 +40,8 @@ _VALUE_AT = {
     "JSON.SET": 3,
     "JSON.MERGE": 3,
 }
+_BYTES_ONLY = frozenset({bytes})
+_TEXT_ONLY = {str}
 # Writes that store nothing of their own (a counter, an expiry, a move): no value bytes.
 _NO_VALUE = frozenset(
     {
@@ -98,12 +100,31 @@ def written_value_bytes(command: str, args: tuple[Any, ...]) -> int:
     return sum(payload_bytes(arg) for arg in args[2:])
 
 
+def payload_sizes(values: list[Any]) -> list[int]:
+    """``payload_bytes`` of each value; bytes (nearly every reply and value) and ASCII text at C speed."""
+    kinds = set(map(type, values))
+    if kinds <= _BYTES_ONLY or (kinds == _TEXT_ONLY and "".join(values).isascii()):
+        return list(map(len, values))
+    return [payload_bytes(value) for value in values]
+
+
+def written_sizes(command: str, args_list: list[tuple[Any, ...]]) -> list[int]:
+    """``written_value_bytes`` of many writes of one command (a group in the run summary)."""
+    at = _VALUE_AT.get(command)
+    if at is not None:
+        try:
+            return payload_sizes([args[at] for args in args_list])
+        except IndexError:  # a malformed command (the server answered it with an error)
+            pass
+    return [written_value_bytes(command, args) for args in args_list]
+
+
 def value_size(command: str, args: tuple[Any, ...], reply: Any, outcome: str) -> int:
-    """Value bytes of a single-key command: written for a write, read for a hit, else 0."""
-    if outcome is WRITE or outcome == WRITE:
-        return written_value_bytes(command, args)
-    if outcome is HIT or outcome == HIT:
+    """Value bytes of a single-key command: read for a hit, written for a write, else 0."""
+    if outcome == HIT:
         return payload_bytes(reply)
+    if outcome == WRITE:
+        return written_value_bytes(command, args)
     return 0
 
 

@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import functools
 import math
 from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 from .commands import DELETE, ERROR, HIT, MISS, WRITE
 from .events import Event
+from .instrument import LOCAL
 from .patterns import MATCH_ALL, key_shape, matcher
+from .sizes import payload_sizes, written_sizes
 
 
 def nearest_rank(count: int, fraction: float) -> int:
@@ -66,7 +70,15 @@ class HitRate:
 
 @dataclass(frozen=True)
 class CacheStats(HitRate):
-    """What the code under test did to keys matching one pattern."""
+    """What the code under test did to keys matching one pattern.
+
+    ``hits`` include ``local_hits``, reads redis-py's client-side cache answered without a
+    round trip (``latency`` leaves those out: it is the server's). ``bytes_written`` and
+    ``bytes_read`` are value bytes (``observe.sizes``) of writes and hits; ``max_value_bytes``
+    is the largest value one write stored (None without writes), under ``max_value_key``.
+    Those four are worked out from ``events`` on first use: stats that are only asked for a
+    hit rate (the common case) never pay for sizes.
+    """
 
     pattern: str
     hits: int
@@ -77,6 +89,35 @@ class CacheStats(HitRate):
     latency: LatencyStats
     commands: Counter[str] = field(default_factory=Counter)
     miss_keys: Counter[str] = field(default_factory=Counter)
+    local_hits: int = 0
+    events: tuple[Event, ...] = field(default=(), repr=False, compare=False)
+
+    @functools.cached_property
+    def _sizes(self) -> tuple[int, int, tuple[int, str] | None]:
+        return value_bytes(self.events, self.pattern)
+
+    @property
+    def bytes_written(self) -> int:
+        return self._sizes[0]
+
+    @property
+    def bytes_read(self) -> int:
+        return self._sizes[1]
+
+    @property
+    def max_value_bytes(self) -> int | None:
+        largest = self._sizes[2]
+        return None if largest is None else largest[0]
+
+    @property
+    def max_value_key(self) -> str | None:
+        largest = self._sizes[2]
+        return None if largest is None else largest[1]
+
+    @property
+    def server_hits(self) -> int:
+        """Hits that took a round trip (``hits`` less those the client's local cache answered)."""
+        return self.hits - self.local_hits
 
     @property
     def miss_shapes(self) -> Counter[str]:
@@ -95,6 +136,8 @@ def compute_stats(events: Iterable[Event], pattern: str = MATCH_ALL) -> CacheSta
     commands: Counter[str] = Counter()
     miss_keys: Counter[str] = Counter()
     durations = []
+    local_hits = 0
+    events = tuple(events)  # kept for the sizes, worked out on first use (a copy at C speed)
     for event in events:
         if not event.keys:
             if not match_all:
@@ -108,10 +151,13 @@ def compute_stats(events: Iterable[Event], pattern: str = MATCH_ALL) -> CacheSta
                     counts[outcome] += 1
                     if outcome == MISS:
                         miss_keys[key] += 1
+                    elif outcome == HIT and event.pipeline_id == LOCAL:
+                        local_hits += 1
             if not matched:
                 continue
         commands[event.command] += 1
-        durations.append(event.duration_ns)
+        if event.pipeline_id != LOCAL:
+            durations.append(event.duration_ns)
     return CacheStats(
         pattern=pattern,
         hits=counts[HIT],
@@ -122,7 +168,59 @@ def compute_stats(events: Iterable[Event], pattern: str = MATCH_ALL) -> CacheSta
         latency=LatencyStats.from_durations_ns(durations),
         commands=commands,
         miss_keys=miss_keys,
+        local_hits=local_hits,
+        events=events,
     )
+
+
+def value_bytes(events: Iterable[Event], pattern: str = MATCH_ALL) -> tuple[int, int, tuple[int, str] | None]:
+    """Value bytes written and read to keys matching ``pattern``, and (bytes, key) of the biggest write.
+
+    Single-key hits and writes (nearly all) are sized in bulk, per kind of command
+    (``sizes.payload_sizes``: bytes at C speed); multi-key ones key by key.
+    """
+    match = matcher(pattern)
+    match_all = pattern == MATCH_ALL
+    replies: list[Any] = []
+    writes: dict[str, list[Event]] = {}
+    multi: list[Event] = []
+    for event in events:
+        outcomes = event.outcomes
+        if len(outcomes) != 1:
+            if HIT in outcomes or WRITE in outcomes:
+                multi.append(event)
+            continue
+        outcome = outcomes[0]
+        if outcome != HIT and outcome != WRITE or not (match_all or match(event.keys[0])):
+            continue
+        if outcome == HIT:
+            replies.append(event.reply)
+        else:
+            same = writes.get(event.command)
+            if same is None:
+                writes[event.command] = [event]
+            else:
+                same.append(event)
+    read = sum(payload_sizes(replies))
+    written = 0
+    largest: tuple[int, str] | None = None
+    for command, group in writes.items():
+        sizes = written_sizes(command, [event.args for event in group])
+        written += sum(sizes)
+        biggest = max(range(len(sizes)), key=sizes.__getitem__)
+        if largest is None or sizes[biggest] > largest[0]:
+            largest = (sizes[biggest], group[biggest].keys[0])
+    for event in multi:
+        for key, outcome, size in zip(event.keys, event.outcomes, event.value_sizes):
+            if not (match_all or match(key)):
+                continue
+            if outcome == WRITE:
+                written += size
+                if largest is None or size > largest[0]:
+                    largest = (size, key)
+            elif outcome == HIT:
+                read += size
+    return written, read, largest
 
 
 def drop_first_reads(events: Sequence[Event], pattern: str, count: int) -> list[Event]:

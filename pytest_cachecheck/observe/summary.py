@@ -17,10 +17,12 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..metrics import METRICS, MS, Measurement
-from .commands import DELETE, ERROR, HIT, MISS, WRITE, classify, classify_single
+from .commands import DELETE, ERROR, HIT, MISS, WRITE, classify, classify_single, key_text
 from .events import Event
-from .instrument import RawEvent
+from .instrument import LOCAL, RawEvent
+from .memory import MemoryAtEnd
 from .patterns import MATCH_ALL, key_shape, matcher
+from .sizes import payload_sizes, written_sizes
 from .stats import HitRate, nearest_rank
 from .ttl import KeysAtEnd, keys_without_ttl
 
@@ -32,6 +34,7 @@ SHAPE_LIMIT = 1_000  # distinct key shapes tracked; more are folded into OTHER_S
 OTHER_SHAPES = "(other shapes)"
 POINT_LIMIT = 1_000  # measurement points kept per metric for plots
 KEY_CACHE_LIMIT = 100_000
+LOCAL_SUFFIX = " (local)"  # a read the client's own cache answered: "GET (local)" in command counts
 _DIGITS_ZEROED = str.maketrans("123456789", "000000000")
 
 def bucket_of(value_ns: int) -> int:
@@ -216,7 +219,10 @@ class _TestGroup:
     counted into the run's histogram once per test.
     """
 
-    __slots__ = ("outcomes", "buckets", "max_ns", "total_ns", "commands", "miss_shapes")
+    __slots__ = (
+        "outcomes", "buckets", "max_ns", "total_ns", "commands", "miss_shapes", "local_hits", "written", "read",
+        "largest",
+    )  # fmt: skip
 
     def __init__(self) -> None:
         self.outcomes: Counter[str] = Counter()
@@ -225,11 +231,21 @@ class _TestGroup:
         self.total_ns = 0
         self.commands: Counter[str] = Counter()
         self.miss_shapes: Counter[str] = Counter()
+        self.local_hits = 0
+        self.written = 0  # value bytes
+        self.read = 0
+        self.largest: tuple[int, str] | None = None  # (value bytes, key) of the biggest write
 
-    def add_durations(self, durations: list[int], buckets: list[int]) -> None:
+    def add_sizes(self, written: int, read: int, largest: tuple[int, str] | None) -> None:
+        self.written += written
+        self.read += read
+        if largest is not None and (self.largest is None or largest[0] > self.largest[0]):
+            self.largest = largest
+
+    def add_durations(self, max_ns: int, total_ns: int, buckets: list[int]) -> None:
         self.buckets.extend(buckets)
-        self.max_ns = max(self.max_ns, max(durations))
-        self.total_ns += sum(durations)
+        self.max_ns = max(self.max_ns, max_ns)
+        self.total_ns += total_ns
 
 
 @dataclass
@@ -249,13 +265,28 @@ class PatternSummary(HitRate):
     keys_without_ttl: int = 0
     ttl_examples: list[str] = field(default_factory=list)
     measured: dict[str, MetricAggregate] = field(default_factory=dict)
+    local_hits: int = 0  # of ``hits``: answered by the client's own cache, no round trip
+    bytes_written: int = 0  # value bytes (observe.sizes)
+    bytes_read: int = 0
+    max_value_bytes: int | None = None  # the biggest value one write stored, its key and test
+    max_value_key: str = ""
+    max_value_nodeid: str = ""
+    memory_bytes: int | None = None  # the pattern's keys at the end of a test: the largest over tests
+    memory_keys: int = 0
+    memory_nodeid: str = ""
+    memory_estimated: bool = False  # the fake backend's estimate, not MEMORY USAGE
 
     @property
     def command_count(self) -> int:
         return sum(self.commands.values())
 
-    def add_group(self, group: _TestGroup) -> None:
+    def add_group(self, group: _TestGroup, nodeid: str = "") -> None:
         outcomes = group.outcomes
+        self.local_hits += group.local_hits
+        self.bytes_written += group.written
+        self.bytes_read += group.read
+        if group.largest is not None:
+            self._add_largest(group.largest[0], group.largest[1], nodeid)
         self.hits += outcomes[HIT]
         self.misses += outcomes[MISS]
         self.writes += outcomes[WRITE]
@@ -264,6 +295,17 @@ class PatternSummary(HitRate):
         self.commands.update(group.commands)
         self.latency.add_buckets(group.buckets, group.max_ns, group.total_ns)
         self.miss_shapes.update(group.miss_shapes)
+
+    def _add_largest(self, size: int, key: str, nodeid: str) -> None:
+        """Keep the biggest value; ties go to the first node id, so merged workers name the same test."""
+        if self.max_value_bytes is None or (-size, nodeid) < (-self.max_value_bytes, self.max_value_nodeid):
+            self.max_value_bytes, self.max_value_key, self.max_value_nodeid = size, key, nodeid
+
+    def add_memory(self, size: int, keys: int, nodeid: str, estimated: bool) -> None:
+        """One test's memory of this pattern's keys; the largest over tests is kept (ties: first node id)."""
+        if self.memory_bytes is None or (-size, nodeid) < (-self.memory_bytes, self.memory_nodeid):
+            self.memory_bytes, self.memory_keys, self.memory_nodeid = size, keys, nodeid
+        self.memory_estimated = self.memory_estimated or estimated
 
     def add_measurement(self, aggregate: MetricAggregate) -> None:
         mine = self.measured.get(aggregate.metric)
@@ -293,6 +335,13 @@ class PatternSummary(HitRate):
         self.ttl_examples = sorted({*self.ttl_examples, *other.ttl_examples})[:3]
         for aggregate in other.measured.values():
             self.add_measurement(aggregate)
+        self.local_hits += other.local_hits
+        self.bytes_written += other.bytes_written
+        self.bytes_read += other.bytes_read
+        if other.max_value_bytes is not None:
+            self._add_largest(other.max_value_bytes, other.max_value_key, other.max_value_nodeid)
+        if other.memory_bytes is not None:
+            self.add_memory(other.memory_bytes, other.memory_keys, other.memory_nodeid, other.memory_estimated)
 
     def to_data(self) -> dict[str, Any]:
         return {
@@ -303,12 +352,23 @@ class PatternSummary(HitRate):
             "miss_shapes": dict(self.miss_shapes),
             "ttl": [self.keys_written, self.keys_without_ttl, self.ttl_examples],
             "measured": {metric: aggregate.to_data() for metric, aggregate in self.measured.items()},
+            "sizes": [
+                self.local_hits,
+                self.bytes_written,
+                self.bytes_read,
+                self.max_value_bytes,
+                self.max_value_key,
+                self.max_value_nodeid,
+            ],
+            "memory": [self.memory_bytes, self.memory_keys, self.memory_nodeid, self.memory_estimated],
         }
 
     @classmethod
     def from_data(cls, data: dict[str, Any]) -> PatternSummary:
         hits, misses, writes, deletes, errors = data["outcomes"]
         written, without_ttl, examples = data["ttl"]
+        local_hits, bytes_written, bytes_read, max_value, max_key, max_nodeid = data["sizes"]
+        memory, memory_keys, memory_nodeid, estimated = data["memory"]
         return cls(
             hits=hits,
             misses=misses,
@@ -323,6 +383,16 @@ class PatternSummary(HitRate):
             keys_without_ttl=without_ttl,
             ttl_examples=list(examples),
             measured={metric: MetricAggregate.from_data(metric, values) for metric, values in data["measured"].items()},
+            local_hits=local_hits,
+            bytes_written=bytes_written,
+            bytes_read=bytes_read,
+            max_value_bytes=max_value,
+            max_value_key=max_key,
+            max_value_nodeid=max_nodeid,
+            memory_bytes=memory,
+            memory_keys=memory_keys,
+            memory_nodeid=memory_nodeid,
+            memory_estimated=estimated,
         )
 
 
@@ -340,11 +410,13 @@ class RunSummary:
     """The whole run, per target pattern (plus ``"*"``) and per key shape, and per test.
 
     ``track_ttl=False`` skips replaying each test's writes for ``keys_without_ttl``, for
-    runs where nothing shows it (no target, no report file).
+    runs where nothing shows it (no target, no report file); ``track_memory=False`` tells the
+    run not to read each test's memory (``observe.memory``) for the summary.
     """
 
-    def __init__(self, patterns: Iterable[str] = (), *, track_ttl: bool = True) -> None:
+    def __init__(self, patterns: Iterable[str] = (), *, track_ttl: bool = True, track_memory: bool = True) -> None:
         self.track_ttl = track_ttl
+        self.track_memory = track_memory
         self.patterns: dict[str, PatternSummary] = {MATCH_ALL: PatternSummary()}
         for pattern in patterns:
             self.patterns.setdefault(pattern, PatternSummary())
@@ -407,15 +479,19 @@ class RunSummary:
         checks: Sequence[dict[str, Any]] = (),
         keys_at_end: KeysAtEnd | None = None,
         baseline_ns: Sequence[int] = (),
+        memory_at_end: MemoryAtEnd | None = None,
     ) -> dict[str, Any]:
         """Fold in one finished test from its raw records; returns its own metrics (for ``user_properties``).
 
         ``keys_at_end`` (backends the plugin owns): the database at the end of the test body,
         which ``keys_without_ttl`` then judges whole, as the ``cache_ttl`` marker does.
         ``baseline_ns``: the durations of the baseline probes taken over the test's commands; they
-        count for every target pattern the test touched (the machine over the same seconds).
+        count for every target pattern the test touched (the machine over the same seconds);
+        ``memory_at_end``: its keys' memory, for ``memory_kb``.
         """
-        return self._fold(nodeid, _record_rows(records), measurements, checks, keys_at_end, baseline_ns)
+        return self._fold(
+            nodeid, _record_rows(records), measurements, checks, keys_at_end, baseline_ns, memory_at_end
+        )
 
     def _fold(
         self,
@@ -425,13 +501,15 @@ class RunSummary:
         checks: Sequence[dict[str, Any]],
         keys_at_end: KeysAtEnd | None = None,
         baseline_ns: Sequence[int] = (),
+        memory_at_end: MemoryAtEnd | None = None,
     ) -> dict[str, Any]:
         """Single-key commands (nearly all) are first grouped by (key shape, matching
         target patterns, command, outcome), which takes one cached lookup per command;
         the per-group bookkeeping then runs once per distinct combination, a handful
         per test, rather than once per command. Events are built only for commands the
         TTL replay needs (writes, deletes, key-changing reads) and for multi-key and
-        keyless commands.
+        keyless commands. Value sizes (``observe.sizes``) are worked out for hits and writes
+        only, and summed per group the same way; the biggest write per group keeps its key.
         """
         self.test_count += 1
         everything = _TestGroup()
@@ -444,14 +522,18 @@ class RunSummary:
             duration = record[1]
             durations.append(duration)
             if key is not None:
+                if record[4] == LOCAL:  # answered by the client's own cache
+                    command += LOCAL_SUFFIX
                 entry = (key_cache.get(key) or classify_key(key), command, outcome)
                 same = combined.get(entry)
                 if same is None:
-                    combined[entry] = [duration]
+                    combined[entry] = [record]
                 else:
-                    same.append(duration)
+                    same.append(record)
                 if ttl_input is not None and (outcome in _CHANGES_KEYS or command in _READS_THAT_CHANGE_KEYS):
-                    event = event or Event(record[0], duration, command, (key,), (outcome,), record[4])
+                    event = event or Event(
+                        record[0], duration, command, (key,), (outcome,), record[4], record[2], record[3]
+                    )
                     ttl_input.append((event, record))
             elif event is not None:
                 everything.outcomes.update(event.outcomes)
@@ -466,14 +548,16 @@ class RunSummary:
         if durations:
             everything.max_ns = max(durations)
             everything.total_ns = sum(durations)
-        self.patterns[MATCH_ALL].add_group(everything)
+        self.patterns[MATCH_ALL].add_group(everything, nodeid)
         for (is_shape, name), group in groups.items():
-            (self._shape_summary(name) if is_shape else self.patterns[name]).add_group(group)
+            (self._shape_summary(name) if is_shape else self.patterns[name]).add_group(group, nodeid)
         if baseline_ns:
             self.patterns[MATCH_ALL].baseline.record_many(baseline_ns)
             for is_shape, name in groups:
                 if not is_shape:
                     self.patterns[name].baseline.record_many(baseline_ns)
+        if memory_at_end is not None and self.track_memory:
+            self._add_memory(nodeid, memory_at_end)
         if keys_at_end is not None and self.track_ttl:
             self._add_ttl_counts(list(keys_at_end.pttl_ms), keys_at_end.without_ttl())
         elif ttl_input:
@@ -489,19 +573,38 @@ class RunSummary:
         touched: set[tuple[bool, str]] = set()
         bucket = bucket_of(event.duration_ns)
         everything.buckets.append(bucket)
-        for key, outcome in zip(event.keys, event.outcomes):
+        value_sizes = event.value_sizes
+        for key, outcome, size in zip(event.keys, event.outcomes, value_sizes):
             shape, patterns = self._classify_key(key)
             if outcome == MISS:
                 everything.miss_shapes[shape] += 1
+            written, read = (size, 0) if outcome == WRITE else (0, size)
+            biggest = (size, key) if outcome == WRITE else None
+            everything.add_sizes(written, read, biggest)
             for group_id in ((True, shape), *((False, pattern) for pattern in patterns)):
                 group = groups.get(group_id) or groups.setdefault(group_id, _TestGroup())
                 group.outcomes[outcome] += 1
+                group.add_sizes(written, read, biggest)
                 if outcome == MISS and not group_id[0]:
                     group.miss_shapes[shape] += 1
                 if group_id not in touched:
                     touched.add(group_id)
                     group.commands[event.command] += 1
-                    group.add_durations([event.duration_ns], [bucket])
+                    group.add_durations(event.duration_ns, event.duration_ns, [bucket])
+
+    def _add_memory(self, nodeid: str, memory: MemoryAtEnd) -> None:
+        """Each pattern's and shape's share of the test's memory at its end; a pattern none of
+        whose keys was left has no memory measurement from this test."""
+        totals: dict[tuple[bool, str], list[int]] = {}
+        for key, size in memory.bytes_by_key.items():
+            shape, patterns = self._classify_key(key)
+            for group_id in ((False, MATCH_ALL), (True, shape), *((False, pattern) for pattern in patterns)):
+                total = totals.get(group_id) or totals.setdefault(group_id, [0, 0])
+                total[0] += size
+                total[1] += 1
+        for (is_shape, name), (size, keys) in totals.items():
+            summary = self._shape_summary(name) if is_shape else self.patterns[name]
+            summary.add_memory(size, keys, nodeid, memory.estimated)
 
     def _add_ttl(self, events: Sequence[Event], records: Sequence[RawEvent]) -> None:
         written = {key for event in events for key, outcome in zip(event.keys, event.outcomes) if outcome == WRITE}
@@ -620,7 +723,9 @@ class RunSummary:
 # anyway; any other command carries its event and no key.
 _Row = tuple[RawEvent, Event | None, str | None, str, str]
 # One test's single-key commands: ((key shape, matching target patterns), command, outcome) -> durations.
-_Combined = dict[tuple[tuple[str, tuple[str, ...]], str, str], list[int]]
+_Entry = tuple[tuple[str, tuple[str, ...]], str, str]
+# ... -> their records: durations and value sizes are read from them once per group, not in the loop.
+_Combined = dict[_Entry, list[RawEvent]]
 _CHANGES_KEYS = frozenset({WRITE, DELETE})
 # Reads that also change a key's expiry or existence: the TTL replay needs them.
 _READS_THAT_CHANGE_KEYS = frozenset({"GETEX", "GETDEL", "HGETEX", "HGETDEL"})
@@ -628,23 +733,45 @@ _READS_THAT_CHANGE_KEYS = frozenset({"GETEX", "GETDEL", "HGETEX", "HGETDEL"})
 
 def _add_combined(combined: _Combined, everything: _TestGroup, groups: dict[tuple[bool, str], _TestGroup]) -> None:
     """Add one test's single-key commands, grouped by ((shape, patterns), command, outcome), to
-    the run-wide group and to their shape's and patterns' groups: once per group, not per command."""
+    the run-wide group and to their shape's and patterns' groups: once per group, not per command.
+    Local hits count as hits and in the command counts (``GET (local)``), never in latency."""
     all_buckets = everything.buckets
-    for ((shape, patterns), command, outcome), group_durations in combined.items():
-        count = len(group_durations)
-        buckets = [bucket_of(duration) for duration in group_durations]
+    for ((shape, patterns), command, outcome), records in combined.items():
+        count = len(records)
+        local = command.endswith(LOCAL_SUFFIX)
+        buckets = [] if local else [bucket_of(record[1]) for record in records]
+        max_ns = max(record[1] for record in records)
+        total_ns = 0 if local else sum(record[1] for record in records)
         all_buckets.extend(buckets)
+        written, read, biggest = _group_sizes(command, outcome, records)
+        local_hits = count if local and outcome == HIT else 0
         everything.outcomes[outcome] += count
         everything.commands[command] += count
+        everything.local_hits += local_hits
+        everything.add_sizes(written, read, biggest)
         if outcome == MISS:
             everything.miss_shapes[shape] += count
         for group_id in ((True, shape), *((False, pattern) for pattern in patterns)):
             group = groups.get(group_id) or groups.setdefault(group_id, _TestGroup())
             group.outcomes[outcome] += count
             group.commands[command] += count
-            group.add_durations(group_durations, buckets)
+            group.local_hits += local_hits
+            group.add_sizes(written, read, biggest)
+            if not local:
+                group.add_durations(max_ns, total_ns, buckets)
             if outcome == MISS and not group_id[0]:
                 group.miss_shapes[shape] += count
+
+
+def _group_sizes(command: str, outcome: str, records: list[RawEvent]) -> tuple[int, int, tuple[int, str] | None]:
+    """(value bytes written, read, (bytes, key) of the biggest write) of one group of single-key commands."""
+    if outcome == HIT:
+        return 0, sum(payload_sizes([record[3] for record in records])), None
+    if outcome != WRITE:
+        return 0, 0, None
+    sizes = written_sizes(command, [record[2] for record in records])
+    biggest = max(range(len(sizes)), key=sizes.__getitem__)
+    return sum(sizes), 0, (sizes[biggest], key_text(records[biggest][2][1]))
 
 
 def _event_row(record: RawEvent, event: Event) -> _Row:
@@ -659,7 +786,7 @@ def _record_rows(records: Iterable[RawEvent]) -> Iterator[_Row]:
         single = classify_single(record[2], record[3])
         if single is None:
             start, duration, args, reply, pipeline_id = record
-            yield _event_row(record, Event(start, duration, *classify(args, reply), pipeline_id))
+            yield _event_row(record, Event(start, duration, *classify(args, reply), pipeline_id, args, reply))
         else:
             command, key, outcome = single
             yield record, None, key, command, outcome

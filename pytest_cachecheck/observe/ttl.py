@@ -163,11 +163,18 @@ def read_keys_at_end(client: Any, body_start_ns: int) -> KeysAtEnd | None:
         return None
 
 
-def without_setup_keys(snapshot: KeysAtEnd, warmup_events: Sequence[Event], events: Sequence[Event]) -> KeysAtEnd:
-    """The snapshot without keys written only inside ``warmup()`` blocks (cache priming,
-    ``scaling()``'s ``populate``): set-up data, excluded from every assertion like its commands."""
+def setup_keys(warmup_events: Sequence[Event], events: Sequence[Event]) -> set[str]:
+    """Keys written only inside ``warmup()`` blocks (cache priming, ``scaling()``'s ``populate``):
+    set-up data, excluded from every assertion like its commands."""
     setup = {key for event in warmup_events for key, outcome in zip(event.keys, event.outcomes) if outcome == WRITE}
+    if setup:
+        setup -= {key for event in events for key, outcome in zip(event.keys, event.outcomes) if outcome == WRITE}
+    return setup
+
+
+def without_setup_keys(snapshot: KeysAtEnd, warmup_events: Sequence[Event], events: Sequence[Event]) -> KeysAtEnd:
+    """The snapshot without ``setup_keys``."""
+    setup = setup_keys(warmup_events, events)
     if not setup:
         return snapshot
-    setup -= {key for event in events for key, outcome in zip(event.keys, event.outcomes) if outcome == WRITE}
     return replace(snapshot, pttl_ms={key: pttl for key, pttl in snapshot.pttl_ms.items() if key not in setup})

@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from ..metrics import format_ms, format_percent
+from ..metrics import KB, format_bytes, format_ms, format_percent
 
 
 def pattern_cells(stats: dict[str, Any]) -> list[str]:
@@ -25,6 +25,33 @@ def pattern_cells(stats: dict[str, Any]) -> list[str]:
         format_ms(latency["p99"]),
         str(stats["commands"]),
     ]
+
+
+SIZE_HEADER = ("written", "read", "max value", "memory", "local hits")
+
+
+def size_cells(stats: dict[str, Any]) -> list[str]:
+    """A per-pattern row's value bytes (written, read, the biggest value), memory at the end of the
+    largest test (``~`` marks the fake backend's estimate) and hits the client's own cache answered."""
+    memory = stats["memory_kb"]
+    shown_memory = "-" if memory is None else ("~" if stats["memory_source"] == "estimate" else "") + format_bytes(
+        memory * KB
+    )
+    return [
+        format_bytes(stats["bytes_written"]),
+        format_bytes(stats["bytes_read"]),
+        "-" if stats["max_value_bytes"] is None else format_bytes(stats["max_value_bytes"]),
+        shown_memory,
+        str(stats["local_hits"]),
+    ]
+
+
+def has_sizes(patterns: dict[str, dict[str, Any]]) -> bool:
+    """Whether any row has value bytes, memory or local hits to show."""
+    return any(
+        stats["bytes_written"] or stats["bytes_read"] or stats["memory_kb"] is not None or stats["local_hits"]
+        for stats in patterns.values()
+    )
 
 
 def crash_note(crash: dict[str, Any], code: Callable[[str], str] = str) -> str:

@@ -9,7 +9,7 @@ from typing import Any
 from ..checks.targets import MET, MISSED
 from ..metrics import format_ms as ms
 from ..metrics import format_percent as percent
-from .cells import crash_note, pattern_cells
+from .cells import SIZE_HEADER, crash_note, has_sizes, pattern_cells, size_cells
 from .svg import Series, hit_rate_bars, line_chart
 
 STYLE = """
@@ -90,6 +90,20 @@ def _pattern_table(title: str, section_id: str, patterns: dict[str, dict[str, An
     ]
     header = (first, "Reads", "Hits", "Misses", "Hit rate", "p50 ms", "p95 ms", "p99 ms", "Commands", "No TTL")
     return f'<section id="{section_id}"><h2>{escape(title)}</h2>{_table(header, rows)}</section>'
+
+
+def _size_table(patterns: dict[str, dict[str, Any]]) -> str:
+    """Value bytes, memory at the end of the largest test, and local hits per pattern."""
+    if not has_sizes(patterns):
+        return ""
+    rows = [[f"<code>{escape(pattern)}</code>", *map(escape, size_cells(stats))] for pattern, stats in patterns.items()]
+    header = ("Pattern", *(name.capitalize() for name in SIZE_HEADER))
+    note = (
+        '<p class="sub">~ memory estimated by the fake backend (key + value bytes); MEMORY USAGE on real servers</p>'
+        if any(stats["memory_source"] == "estimate" for stats in patterns.values())
+        else ""
+    )
+    return f'<section id="sizes"><h2>Values and memory per pattern</h2>{_table(header, rows)}{note}</section>'
 
 
 def _target_limit(report: dict[str, Any], pattern: str, metric: str) -> float | None:
@@ -220,6 +234,7 @@ def render(report: dict[str, Any]) -> str:
         + _targets(report)
         + _charts(report)
         + _pattern_table("Per-pattern stats", "patterns", report["patterns"], "Pattern")
+        + _size_table(report["patterns"])
         + _pattern_table("Busiest key shapes", "key-shapes", report["key_shapes"], "Key shape")
         + _failed_checks(report)
         + "<footer>pytest-cachecheck · report version "

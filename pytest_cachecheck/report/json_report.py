@@ -31,6 +31,12 @@ PATTERN_STATS_SCHEMA: dict[str, Any] = {
         "latency_cdf",
         "keys_written",
         "keys_without_ttl",
+        "local_hits",
+        "bytes_written",
+        "bytes_read",
+        "max_value_bytes",
+        "memory_kb",
+        "memory_source",
     ],
     "properties": {
         "reads": _COUNT,
@@ -59,6 +65,15 @@ PATTERN_STATS_SCHEMA: dict[str, Any] = {
         },
         "keys_written": _COUNT,
         "keys_without_ttl": _COUNT,
+        "local_hits": _COUNT,
+        "bytes_written": _COUNT,
+        "bytes_read": _COUNT,
+        "max_value_bytes": {"type": ["integer", "null"], "minimum": 0},
+        "max_value_key": {"type": ["string", "null"]},
+        "memory_kb": {"type": ["number", "null"], "minimum": 0},
+        "memory_keys": _COUNT,
+        "memory_test": {"type": ["string", "null"]},
+        "memory_source": {"enum": ["MEMORY USAGE", "estimate", None]},
     },
 }
 

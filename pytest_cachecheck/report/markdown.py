@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from ..checks.targets import MET, MISSED
-from .cells import crash_note, pattern_cells
+from .cells import SIZE_HEADER, crash_note, has_sizes, pattern_cells, size_cells
 
 STATUS_ICON = {MET: "✅", MISSED: "❌"}
 NO_DATA_ICON = "⚠️"
@@ -66,6 +66,12 @@ def render(report: dict[str, Any]) -> str:
         if notes:
             lines += [""] + [f"- **{row['name']} {row['metric']}**: {_cell(row['detail'])}" for row in notes]
     lines += ["", "### Per-pattern stats", "", *table(PATTERN_HEADER, pattern_rows(report["patterns"]))]
+    if has_sizes(report["patterns"]):
+        rows = [[f"`{pattern}`", *size_cells(stats)] for pattern, stats in report["patterns"].items()]
+        header = ("Pattern", *(name.capitalize() for name in SIZE_HEADER))
+        lines += ["", "### Values and memory per pattern", "", *table(header, rows)]
+        if any(stats["memory_source"] == "estimate" for stats in report["patterns"].values()):
+            lines += ["", "~ memory estimated by the fake backend (key + value bytes); `MEMORY USAGE` on real servers"]
     if report["key_shapes"]:
         header = ("Key shape", *PATTERN_HEADER[1:])
         lines += ["", "### Busiest key shapes", "", *table(header, pattern_rows(report["key_shapes"]))]

@@ -12,6 +12,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from ..checks.targets import MISSED, NO_DATA, TargetResult
+from ..metrics import KB
 from ..observe.summary import PatternSummary, RunSummary
 
 VERSION = 1
@@ -54,7 +55,22 @@ def pattern_stats(stats: PatternSummary) -> dict[str, Any]:
         "latency_cdf": [list(point) for point in latency.cdf_ms()],
         "keys_written": stats.keys_written,
         "keys_without_ttl": stats.keys_without_ttl,
+        "local_hits": stats.local_hits,
+        "bytes_written": stats.bytes_written,
+        "bytes_read": stats.bytes_read,
+        "max_value_bytes": stats.max_value_bytes,
+        "max_value_key": stats.max_value_key or None,
+        "memory_kb": None if stats.memory_bytes is None else round(stats.memory_bytes / KB, 3),
+        "memory_keys": stats.memory_keys,
+        "memory_test": stats.memory_nodeid or None,
+        "memory_source": _memory_source(stats),
     }
+
+
+def _memory_source(stats: PatternSummary) -> str | None:
+    if stats.memory_bytes is None:
+        return None
+    return "estimate" if stats.memory_estimated else "MEMORY USAGE"
 
 
 def _rounded(value: float | None) -> float | None:

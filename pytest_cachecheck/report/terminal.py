@@ -13,7 +13,7 @@ from typing import Any, Protocol
 from ..checks.targets import INCONCLUSIVE, MET, MISSED, NO_DATA, NOT_ENFORCED
 from ..metrics import format_ms as ms
 from ..metrics import format_percent as percent
-from .cells import crash_note, pattern_cells
+from .cells import SIZE_HEADER, crash_note, has_sizes, pattern_cells, size_cells
 
 WIDTH = 80
 _STATUS_MARKUP = {MET: {"green": True}, MISSED: {"red": True, "bold": True}}
@@ -72,6 +72,18 @@ def write_patterns(tr: TerminalWriter, patterns: dict[str, dict[str, Any]], titl
         tr.write_line(_line(cells, widths))
 
 
+def write_sizes(tr: TerminalWriter, patterns: dict[str, dict[str, Any]], title: str) -> None:
+    """Value bytes, memory and local hits per pattern; a note when memory is the fake's estimate."""
+    header = (title, *SIZE_HEADER)
+    rows = [(pattern, *size_cells(stats)) for pattern, stats in patterns.items()]
+    widths = _columns([header, *rows], first_max=30)
+    tr.write_line(_line(header, widths), bold=True)
+    for cells in rows:
+        tr.write_line(_line(cells, widths))
+    if any(stats["memory_source"] == "estimate" for stats in patterns.values()):
+        tr.write_line("~ memory estimated on fake (key + value bytes); MEMORY USAGE on real servers")
+
+
 def write_failed_checks(tr: TerminalWriter, tests: Sequence[dict[str, Any]]) -> None:
     """Per-test cache metrics of the tests whose marker checks failed."""
     failing = [test for test in tests if any(check["status"] == "failed" for check in test["checks"])]
@@ -110,6 +122,9 @@ def write_section(tr: TerminalWriter, report: dict[str, Any], written: Sequence[
     if report["patterns"]["*"]["commands"]:
         tr.write_line("")
         write_patterns(tr, report["patterns"], "pattern")
+    if has_sizes(report["patterns"]):
+        tr.write_line("")
+        write_sizes(tr, report["patterns"], "pattern")
     if report["key_shapes"]:
         tr.write_line("")
         write_patterns(tr, report["key_shapes"], "key shape")
