@@ -6,10 +6,50 @@ import threading
 from typing import Any
 
 import fakeredis
+import redis
 
 from ..observe import fake_server
 from ..own_commands import unobserved
 from .base import ASYNC_POOL_SIZE, ServerInfo
+
+# What fakeredis's own connection raises for an error reply (redis-py's parser raises them).
+_ERROR_REPLIES = (redis.ResponseError, redis.AuthenticationError)
+
+
+def _handler(base: Any) -> type:
+    """fakeredis's TCP request handler, with two fixes the plugin relies on.
+
+    Replies are written in pieces: without TCP_NODELAY, Nagle's algorithm and the client's
+    delayed ACK stall every pipeline by ~40 ms. And an error reply (``WRONGTYPE``, ``NOSCRIPT``,
+    a script's error) keeps the connection open, as a real server does: fakeredis before 2.41
+    wrote the error and then closed the connection, so the client's next command on it failed
+    with "Connection closed by server" whenever it came before the pool noticed (redis-py's
+    ``Script`` retries ``EVALSHA`` after ``NOSCRIPT`` on the same connection). The error is
+    handed back as the reply instead of raised; 2.41 does the same itself. Costs nothing on
+    the command path but a ``try``.
+    """
+
+    class Handler(base):  # type: ignore[misc, valid-type]
+        disable_nagle_algorithm = True
+
+        def setup(self) -> None:
+            super().setup()
+            connection = self.current_client
+            read_response = connection.read_response
+            if getattr(read_response, "_cachecheck_keeps_errors", False):  # the same client address again
+                return
+
+            def keep_serving(*args: Any, **kwargs: Any) -> Any:
+                try:
+                    return read_response(*args, **kwargs)
+                except _ERROR_REPLIES as error:
+                    return error
+
+            keep_serving._cachecheck_keeps_errors = True  # type: ignore[attr-defined]
+            connection.read_response = keep_serving
+
+    Handler.__name__ = Handler.__qualname__ = "CacheCheckHandler"
+    return Handler
 
 
 class FakeBackend:
@@ -49,10 +89,7 @@ class FakeBackend:
         if self._tcp is None:
             tcp = fakeredis.TcpFakeServer(("127.0.0.1", 0))
             tcp.fake_server = self._server()  # type: ignore[assignment]  # serve the same data
-            # Replies are written in pieces: without TCP_NODELAY, Nagle's algorithm and the
-            # client's delayed ACK stall every pipeline by ~40 ms.
-            handler: type = tcp.RequestHandlerClass  # type: ignore[assignment]
-            tcp.RequestHandlerClass = type("NoDelayHandler", (handler,), {"disable_nagle_algorithm": True})
+            tcp.RequestHandlerClass = _handler(tcp.RequestHandlerClass)  # type: ignore[assignment]
             thread = threading.Thread(target=tcp.serve_forever, name="cachecheck-fakeredis-tcp", daemon=True)
             thread.start()
             self._tcp, self._tcp_thread = tcp, thread
