@@ -1,17 +1,11 @@
 """The Django hybrid cache report, as tests: each claim of the report is a marker here.
 
-<<<<<<< HEAD
 Claims, each with the statistic the report states: hit rate > 80% after a warm-up over 100
 users; "average invalidation 0.353 ms (< 10 ms)" and O(1) however many results are cached;
 "Redis operation 0.460 ms average (< 5 ms)"; cached joins >= 2x faster than the database; no
-stale data; and (our additions) every key expires, and a cached query costs two round trips
-(counts, the same on any machine, beside the clocks).
-=======
-Claims: hit rate > 80% after a warm-up over 100 users; invalidation < 10 ms and O(1)
-however many results are cached; Redis operations < 5 ms; cached joins >= 2x faster than
-the database; no stale data; the memory table ("Total Memory Usage", "Avg Memory Per
-User"); and (our addition) every key expires and no cached value is a big key.
->>>>>>> sizes
+stale data; the memory table ("Total Memory Usage", "Avg Memory Per User"); and (our
+additions) every key expires, no cached value is a big key, and a cached query costs two
+round trips (counts, the same on any machine, beside the clocks).
 """
 
 from __future__ import annotations
