@@ -323,7 +323,7 @@ def test_timing_report_mode_warns_on_clock_checks_and_still_fails_counts(project
         [[tool.cachecheck.target]]
         name = "products"
         pattern = "product:*"
-        p99_ms = 5
+        p99_ms = 12
         hit_rate = 0.99
         """,
     )
@@ -332,7 +332,7 @@ def test_timing_report_mode_warns_on_clock_checks_and_still_fails_counts(project
         import pytest
         from layers import ProductPage, client
 
-        @pytest.mark.cache_latency(p95_ms=5)
+        @pytest.mark.cache_latency(p95_ms=12)
         def test_slow_hits(cache_url):
             page = ProductPage(client(cache_url, slow_hits=True))
             for request in range(120):
@@ -354,6 +354,8 @@ def test_timing_report_mode_warns_on_clock_checks_and_still_fails_counts(project
     result = project.runpytest(*args, "--cache-timing", "report", "--cache-report", "report.md")
     result.assert_outcomes(passed=2, failed=1)
     markdown = (project.path / "report.md").read_text()
+    # ceilings of 12 ms against 20 ms hits: far above this machine's own round trip even under load
+    # (at 5 ms a loaded runner's baseline went over it, and the baseline rule made it inconclusive)
     assert "0 of 2 targets met." in markdown and "| ⚠️ not enforced |" in markdown
     assert result.ret == pytest.ExitCode.TESTS_FAILED
     result.stdout.fnmatch_lines(
@@ -361,13 +363,13 @@ def test_timing_report_mode_warns_on_clock_checks_and_still_fails_counts(project
             "*test_slow_hits PASSED*",
             "*test_no_op_cache PASSED*",
             "*test_hit_rate FAILED*",
-            "*TimingNotEnforcedWarning: cache_latency: p95 * ms is above the ceiling 5 ms*"
+            "*TimingNotEnforcedWarning: cache_latency: p95 * ms is above the ceiling 12 ms*"
             "[[]not enforced: --cache-timing report[]]",
             "*TimingNotEnforcedWarning: cache_speedup: speedup *x * is below the minimum 2x*",
-            "products: p99_ms * ms  <= 5.000 ms  not enforced",
+            "products: p99_ms * ms  <= 12.0 ms  not enforced",
             "cachecheck: 1 of 2 targets missed:",
             "cachecheck: 1 of 2 timing targets missed, not enforced (--cache-timing report):",
-            "  products p99_ms * ms (target <= 5.000 ms): not enforced",
+            "  products p99_ms * ms (target <= 12.0 ms): not enforced",
             "  products hit_rate *% (target >= 99.0%): missed",
         ]
     )
