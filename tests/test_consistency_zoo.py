@@ -383,8 +383,8 @@ def test_quiescent_convergence_reports_what_stays_stale_and_for_how_long(zoo: py
     )
 
 
-def test_progress_bar_needs_a_terminal_not_colour(monkeypatch: pytest.MonkeyPatch) -> None:
-    from _pytest._io import TerminalWriter
+def test_progress_bar_needs_a_terminal_not_colour(pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch) -> None:
+    from _pytest.terminal import TerminalReporter
 
     from pytest_cachecheck.checks.consistency import terminal_progress
 
@@ -399,22 +399,22 @@ def test_progress_bar_needs_a_terminal_not_colour(monkeypatch: pytest.MonkeyPatc
     class Capture:
         global_and_fixture_disabled = staticmethod(contextlib.nullcontext)
 
-    def config(writer: TerminalWriter) -> Any:
-        plugins = SimpleNamespace(getplugin=lambda name: Capture() if name == "capturemanager" else None)
-        return SimpleNamespace(get_terminal_writer=lambda: writer, pluginmanager=plugins)
+    def config(*args: str, tty: bool) -> tuple[Any, Stream]:
+        stream = Stream(tty)
+        reporter = TerminalReporter(pytester.parseconfig(*args), stream)
+        plugins = {"terminalreporter": reporter, "capturemanager": Capture()}
+        return SimpleNamespace(pluginmanager=SimpleNamespace(get_plugin=plugins.get)), stream
 
-    piped = TerminalWriter(Stream(tty=False))
-    piped.hasmarkup = True  # what --color=yes does
-    assert terminal_progress(config(piped)) is None
+    piped, _ = config("--color=yes", tty=False)
+    assert terminal_progress(piped) is None
 
     monkeypatch.setenv("NO_COLOR", "1")
-    terminal = Stream(tty=True)
-    writer = TerminalWriter(terminal)
-    assert not writer.hasmarkup
-    show = terminal_progress(config(writer))
+    terminal, stream = config(tty=True)
+    show = terminal_progress(terminal)
     assert show is not None
     show("cache_consistency [###...] 1/2 ops")
-    assert terminal.getvalue().startswith("\rcache_consistency [###...] 1/2 ops")
+    assert stream.getvalue().startswith("\rcache_consistency [###...] 1/2 ops")
+    assert "\x1b[" not in stream.getvalue()  # NO_COLOR: no markup
 
 
 ASYNC_LAYERS = """
@@ -597,12 +597,13 @@ def test_stale_reads_feed_run_wide_targets(zoo: pytest.Pytester) -> None:
 
 
 def test_delay_schedule_replays_from_the_seed() -> None:
-    from pytest_cachecheck.checks.consistency import Amplification, _Schedule
+    from pytest_cachecheck.checks.consistency import Amplification
+    from pytest_cachecheck.checks.consistency.amplifier import Schedule
 
     commands = [[("GET", "cache:k")], [("SET", "cache:k", "v")], [("GET", "cache:j")], [("DEL", "cache:j")]] * 50
 
     def delays(seed: int) -> list[float]:
-        schedule = _Schedule("thread-1", seed, Amplification(), is_async=False)
+        schedule = Schedule("thread-1", seed, Amplification(), is_async=False)
         drawn = []
         for batch in commands:
             schedule.missed = batch[0][0] == "SET"  # a fill after a miss
