@@ -677,6 +677,19 @@ def _operations_within(spans: list[tuple[Any, int, int]], history: Sequence[Oper
     return nearby
 
 
+def _rank(violation: Violation, op: Operation) -> int:
+    """Which operations a short timeline keeps first: the likely culprits, then writes, then other reads.
+
+    A culprit is a read that returned the same old value and began before the newer write
+    was acknowledged: the one whose late fill put that value back (the stale-set race).
+    """
+    newer = violation.newer
+    if op.kind == READ and newer is not None and op.start_ns < newer.end_ns:
+        if canonical(op.value) == canonical(violation.read.value):
+            return 0
+    return 1 if op.kind == WRITE else 2
+
+
 def _with_window(violation: Violation, begin: int, end: int, nearby: list[Operation]) -> Violation:
     """Add what else touched the key between ``begin`` and ``end`` (a dozen lines at most)."""
     essential = violation.essential()
@@ -685,7 +698,7 @@ def _with_window(violation: Violation, begin: int, end: int, nearby: list[Operat
         for op in nearby
         if op.end_ns >= begin and op.start_ns <= end and all(op is not chosen for chosen in essential)
     ]
-    others.sort(key=lambda op: (op.kind != WRITE, op.start_ns))
+    others.sort(key=lambda op: (_rank(violation, op), op.start_ns))
     room = max(0, _TIMELINE_LINES - len(essential))
     return replace(
         violation,
