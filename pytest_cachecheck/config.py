@@ -1,4 +1,4 @@
-"""Options and ini keys -> validated ``Settings``; marker argument specs and their validation.
+"""Options and ini keys -> validated ``Settings``.
 
 Every user mistake becomes one line that names the option, ini key, marker or argument
 and says what was expected (pytest shows ``UsageError`` without a traceback).
@@ -6,23 +6,17 @@ and says what was expected (pytest shows ``UsageError`` without a traceback).
 
 from __future__ import annotations
 
-import difflib
-import math
 import shutil
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path, PurePath
 from typing import Any
 
 import pytest
 
 from .backends.base import worker_index
-from .observe.patterns import validate as validate_pattern
-
-try:
-    import tomllib
-except ModuleNotFoundError:  # Python 3.10: the tomli backport (a dependency there)
-    import tomli as tomllib  # type: ignore[no-redef]
+from .checks.arguments import shown
+from .checks.target_file import Target, load_targets
 
 BACKENDS = ("fake", "server", "docker", "url", "cluster")
 URL_SCHEMES = ("redis", "rediss", "unix", "redis+cluster")
@@ -43,7 +37,6 @@ class Settings:
     reports: tuple[str, ...] = ()
     monitor: bool = True
     timing: str = "enforce"
-    rootdir: str = "."
     worker: int = 0
     workers: int = 1  # xdist workers in the run (1 without xdist)
     target_list: tuple[Target, ...] = ()
@@ -131,17 +124,6 @@ def add_options(parser: pytest.Parser) -> None:
     )
 
 
-def _shown(value: Any, limit: int = 80) -> str:
-    """``repr`` for a one-line message that never raises (``10**5000`` has no repr) nor runs on."""
-    if isinstance(value, int) and not isinstance(value, bool) and value.bit_length() > 64:
-        return f"an int of about {int(value.bit_length() * 0.30103) + 1} digits"
-    try:
-        text = repr(value)
-    except ValueError:  # e.g. a list holding an int beyond sys.get_int_max_str_digits()
-        text = f"a {type(value).__name__} too large to show"
-    return text if len(text) <= limit else text[: limit - 3] + "..."
-
-
 def _pick(cli: Mapping[str, Any], ini: Mapping[str, Any], dest: str) -> tuple[Any, str]:
     """Command line > ini > unset (None), and the name to show: the option or ``ini <key>``.
 
@@ -160,7 +142,7 @@ def _pick(cli: Mapping[str, Any], ini: Mapping[str, Any], dest: str) -> tuple[An
 def _text(cli: Mapping[str, Any], ini: Mapping[str, Any], dest: str) -> tuple[str | None, str]:
     value, name = _pick(cli, ini, dest)
     if value is not None and not isinstance(value, str):
-        raise pytest.UsageError(f"{name}: expected {OPTIONS[dest].expected}, got {_shown(value)}")
+        raise pytest.UsageError(f"{name}: expected {OPTIONS[dest].expected}, got {shown(value)}")
     return value, name
 
 
@@ -169,7 +151,7 @@ def _choice(cli: Mapping[str, Any], ini: Mapping[str, Any], dest: str, choices: 
     if value is None:
         return default
     if value not in choices:
-        raise pytest.UsageError(f"{name}: expected {OPTIONS[dest].expected}, got {_shown(value)}")
+        raise pytest.UsageError(f"{name}: expected {OPTIONS[dest].expected}, got {shown(value)}")
     return value
 
 
@@ -180,7 +162,7 @@ def _flag(cli: Mapping[str, Any], ini: Mapping[str, Any], dest: str) -> bool:
         return bool(value)
     text = value.strip().lower() if isinstance(value, str) else None
     if text not in ("true", "false"):
-        raise pytest.UsageError(f"{name}: expected {OPTIONS[dest].expected}, got {_shown(value)}")
+        raise pytest.UsageError(f"{name}: expected {OPTIONS[dest].expected}, got {shown(value)}")
     return text == "true"
 
 
@@ -191,12 +173,12 @@ def _reports(cli: Mapping[str, Any], ini: Mapping[str, Any]) -> tuple[str, ...]:
         return ()
     paths = value.split() if isinstance(value, str) else value
     if not isinstance(paths, list):
-        raise pytest.UsageError(f"{name}: expected {OPTIONS['cache_report'].expected}, got {_shown(value)}")
+        raise pytest.UsageError(f"{name}: expected {OPTIONS['cache_report'].expected}, got {shown(value)}")
     for path in paths:
         if isinstance(path, str) and not path.strip():
             raise pytest.UsageError(f"{name}: empty value; expected {OPTIONS['cache_report'].expected}")
         if not isinstance(path, str) or PurePath(path).suffix not in REPORT_SUFFIXES:  # '.json' has no suffix
-            raise pytest.UsageError(f"{name}: expected {OPTIONS['cache_report'].expected}, got {_shown(path)}")
+            raise pytest.UsageError(f"{name}: expected {OPTIONS['cache_report'].expected}, got {shown(path)}")
     return tuple(paths)
 
 
@@ -217,7 +199,7 @@ def parse_settings(
     backend = _choice(cli, ini, "cache_backend", BACKENDS, "fake")
     url, url_name = _text(cli, ini, "cache_url")
     if url is not None and ("://" not in url or url.split("://", 1)[0] not in URL_SCHEMES):
-        raise pytest.UsageError(f"{url_name}: expected {OPTIONS['cache_url'].expected}, got {_shown(url)}")
+        raise pytest.UsageError(f"{url_name}: expected {OPTIONS['cache_url'].expected}, got {shown(url)}")
     if backend == "url" and url is None:
         raise pytest.UsageError("--cache-backend url needs --cache-url (e.g. --cache-url redis://127.0.0.1:6379/15)")
     server_bin, bin_name = _text(cli, ini, "cache_server_bin")
@@ -249,7 +231,6 @@ def parse_settings(
         reports=reports,
         monitor=monitor,
         timing=timing,
-        rootdir=str(rootdir),
         worker=worker,
         workers=workers,
     )
@@ -269,272 +250,3 @@ def settings_from_config(config: pytest.Config) -> Settings:
         worker=worker_index(getattr(config, "workerinput", {}).get("workerid", "")),
         workers=int(getattr(config, "workerinput", {}).get("workercount", 1) or 1),
     )
-
-
-# ---------------------------------------------------------------- markers
-
-
-class MarkerError(Exception):
-    """A marker used with a wrong argument; the message is one line naming both."""
-
-
-@dataclass(frozen=True)
-class Param:
-    """One marker argument: its type (``number``, ``int``, ``str``, ``bool``, ``command``) and range."""
-
-    name: str
-    kind: str
-    positional: bool = False
-    required: bool = False
-    default: Any = None
-    low: float | None = None
-    high: float | None = None
-    low_open: bool = False
-    variadic: bool = False
-
-    def describe(self) -> str:
-        what = {
-            "number": "a number",
-            "int": "a whole number",
-            "str": "a string",
-            "bool": "True or False",
-            "command": "a Redis command name",
-        }[self.kind]
-        if self.low is not None and self.high is not None:
-            return f"{what} from {self.low:g} to {self.high:g}"
-        if self.low is not None:
-            return f"{what} {'>' if self.low_open else '>='} {self.low:g}"
-        return what
-
-    def check(self, marker: str, value: Any) -> Any:
-        """The value if it is of this parameter's kind and in range, else one ``MarkerError`` line.
-
-        ``None`` is accepted only where it is the documented default (``max_ms=None``: "no
-        ceiling"); ``warmup=None`` or ``required=None`` is a mistake, not "use the default".
-        """
-        if value is None and self.default is None and not self.required:
-            return None
-        ok = {
-            "number": _is_finite_number(value),
-            "int": isinstance(value, int) and _is_finite_number(value),
-            "str": isinstance(value, str) and value != "",
-            "bool": isinstance(value, bool),
-            "command": isinstance(value, str) and value.strip() != "",
-        }[self.kind]
-        if ok and self.low is not None:
-            ok = value > self.low if self.low_open else value >= self.low
-        if ok and self.high is not None:
-            ok = value <= self.high
-        if not ok:
-            raise MarkerError(
-                f"@pytest.mark.{marker}: argument {self.name!r} must be {self.describe()}, got {_shown(value)}"
-            )
-        return value.upper() if self.kind == "command" else value
-
-
-def _is_finite_number(value: Any) -> bool:
-    """An int or float that is finite as a float (``10**400`` is not: ``math.isfinite`` overflows)."""
-    if not isinstance(value, (int, float)) or isinstance(value, bool):
-        return False
-    try:
-        return math.isfinite(value)
-    except OverflowError:
-        return False
-
-
-@dataclass(frozen=True)
-class MarkerSpec:
-    """A marker's signature, validated when the test is set up."""
-
-    name: str
-    params: tuple[Param, ...]
-    help: str
-    extra_check: Any = field(default=None, compare=False)
-
-    def signature(self) -> str:
-        parts, star = [], False
-        for param in self.params:
-            if param.variadic:
-                parts.append(f"*{param.name}")
-                star = True
-                continue
-            if not param.positional and not star:
-                parts.append("*")
-                star = True
-            parts.append(param.name if param.required else f"{param.name}={param.default!r}")
-        return f"{self.name}({', '.join(parts)})"
-
-    def bind(self, args: Sequence[Any], kwargs: Mapping[str, Any]) -> dict[str, Any]:
-        """Map the marker's arguments to parameters, checking count, names, types and ranges."""
-        bound: dict[str, Any] = {}
-        positional = [param for param in self.params if param.positional or param.variadic]
-        variadic = next((param for param in positional if param.variadic), None)
-        if variadic is not None:
-            bound[variadic.name] = tuple(variadic.check(self.name, value) for value in args)
-            if not args and variadic.required:
-                raise MarkerError(
-                    f"@pytest.mark.{self.name}: give at least one {variadic.name.rstrip('s')}, "
-                    f"e.g. {self.signature()}"
-                )
-        else:
-            if len(args) > len(positional):
-                raise MarkerError(
-                    f"@pytest.mark.{self.name}: takes {len(positional)} positional argument(s), "
-                    f"got {len(args)}; signature {self.signature()}"
-                )
-            for param, value in zip(positional, args):
-                bound[param.name] = value
-        known = {param.name: param for param in self.params}
-        for name, value in kwargs.items():
-            if name not in known or known[name].variadic:
-                raise MarkerError(f"@pytest.mark.{self.name}: unknown argument {name!r}; signature {self.signature()}")
-            if name in bound:
-                raise MarkerError(f"@pytest.mark.{self.name}: argument {name!r} given twice")
-            bound[name] = value
-        for param in self.params:
-            if param.variadic:
-                continue
-            if param.name not in bound:
-                if param.required:
-                    raise MarkerError(
-                        f"@pytest.mark.{self.name}: missing argument {param.name!r}; signature {self.signature()}"
-                    )
-                bound[param.name] = param.default
-            bound[param.name] = param.check(self.name, bound[param.name])
-        if self.extra_check is not None:
-            problem = self.extra_check(bound)
-            if problem:
-                raise MarkerError(f"@pytest.mark.{self.name}: {problem}")
-        return bound
-
-
-# ---------------------------------------------------------------- run-wide targets (--cache-targets)
-
-
-@dataclass(frozen=True)
-class TargetMetric:
-    """A metric a target may set: how its limit is read and compared."""
-
-    kind: str  # "fraction", "ms", "count" or "ratio"
-    minimum: bool  # True: the measured value must be >= the limit; False: <=
-    description: str
-    timing: bool = False  # measured with a clock: --cache-timing report shows a miss without failing
-
-
-TARGET_METRICS: dict[str, TargetMetric] = {
-    "hit_rate": TargetMetric("fraction", True, "a number from 0 to 1 (fraction of reads that hit)"),
-    "p50_ms": TargetMetric("ms", False, "a number of milliseconds > 0", timing=True),
-    "p95_ms": TargetMetric("ms", False, "a number of milliseconds > 0", timing=True),
-    "p99_ms": TargetMetric("ms", False, "a number of milliseconds > 0", timing=True),
-    "max_ms": TargetMetric("ms", False, "a number of milliseconds > 0", timing=True),
-    "invalidation_ms": TargetMetric("ms", False, "a number of milliseconds > 0", timing=True),
-    "stale_reads": TargetMetric("count", False, "a whole number >= 0"),
-    "keys_without_ttl": TargetMetric("count", False, "a whole number >= 0"),
-    "speedup": TargetMetric("ratio", True, "a number > 0 (cached/uncached ratio)", timing=True),
-}
-TARGET_KEYS = ("name", "pattern", *TARGET_METRICS)
-
-
-@dataclass(frozen=True)
-class Target:
-    """One ``[[tool.cachecheck.target]]`` entry: limits on the run's metrics for keys matching a glob."""
-
-    name: str
-    pattern: str
-    limits: tuple[tuple[str, float], ...]
-
-
-def _limit_is_valid(kind: str, value: Any) -> bool:
-    if not _is_finite_number(value):
-        return False
-    if kind == "fraction":
-        return 0 <= value <= 1
-    if kind == "count":
-        return isinstance(value, int) and value >= 0
-    return value > 0
-
-
-def _parse_target(where: str, index: int, entry: Any, names: set[str]) -> Target:
-    label = f"{where}, target #{index}"
-    if not isinstance(entry, dict):
-        raise pytest.UsageError(
-            f"{label}: expected a table of keys ([[tool.cachecheck.target]]), got {_shown(entry)}"
-        )
-    if isinstance(entry.get("name"), str) and entry["name"]:
-        label = f"{where}, target {entry['name']!r}"
-    for key in entry:
-        if key not in TARGET_KEYS:
-            close = difflib.get_close_matches(key, TARGET_KEYS, n=1)
-            hint = f"did you mean {close[0]!r}?" if close else f"known keys: {', '.join(TARGET_KEYS)}"
-            raise pytest.UsageError(f"{label}: unknown key {key!r}; {hint}")
-    pattern = entry.get("pattern", "*")
-    problem = validate_pattern(pattern)
-    if problem:
-        raise pytest.UsageError(f"{label}: key 'pattern' must be {problem}")
-    name = entry.get("name", pattern)
-    if not isinstance(name, str) or not name:
-        raise pytest.UsageError(f"{label}: key 'name' must be a non-empty string, got {_shown(name)}")
-    if name in names:
-        raise pytest.UsageError(f"{label}: key 'name' repeats an earlier target's name; give each target its own")
-    limits = []
-    for metric, spec in TARGET_METRICS.items():
-        if metric not in entry:
-            continue
-        value = entry[metric]
-        if not _limit_is_valid(spec.kind, value):
-            raise pytest.UsageError(f"{label}: key {metric!r} must be {spec.description}, got {_shown(value)}")
-        limits.append((metric, float(value) if spec.kind != "count" else value))
-    if not limits:
-        raise pytest.UsageError(f"{label}: sets no metric; add at least one of {', '.join(TARGET_METRICS)}")
-    names.add(name)
-    return Target(name, pattern, tuple(limits))
-
-
-def _targets_path(path_text: str, invocation_dir: Path, rootdir: Path) -> Path:
-    path = Path(path_text)
-    candidates = [path] if path.is_absolute() else [invocation_dir / path, rootdir / path]
-    for candidate in candidates:
-        if candidate.is_file():
-            return candidate
-    raise pytest.UsageError(
-        f"--cache-targets: file {path_text!r} not found (looked in {', '.join(str(c.parent) for c in candidates)})"
-    )
-
-
-def load_targets(path_text: str, invocation_dir: Path, rootdir: Path) -> tuple[Target, ...]:
-    """Read ``--cache-targets FILE`` (relative to the invocation directory, then the rootdir)."""
-    path = _targets_path(path_text, invocation_dir, rootdir)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise pytest.UsageError(f"--cache-targets {path.name}: cannot read {path}: {exc}") from None
-    return parse_targets(text, f"--cache-targets {path.name}")
-
-
-def parse_targets(text: str, where: str) -> tuple[Target, ...]:
-    """Validate ``[[tool.cachecheck.target]]`` (or top-level ``[[target]]``) entries of a TOML text.
-
-    Every shape a TOML file can take ends in a ``Target`` tuple or one ``UsageError`` line
-    starting with ``where``; an empty list of targets is an error, not "no targets".
-    """
-    try:
-        data = tomllib.loads(text)
-    except tomllib.TOMLDecodeError as exc:
-        raise pytest.UsageError(f"{where}: not valid TOML: {str(exc).splitlines()[0]}") from None
-    tool = data.get("tool", {})
-    if not isinstance(tool, dict):
-        raise pytest.UsageError(f"{where}: 'tool' must be a table ([tool.cachecheck]), got {_shown(tool)}")
-    section = tool.get("cachecheck", {})
-    if not isinstance(section, dict):
-        raise pytest.UsageError(f"{where}: 'tool.cachecheck' must be a table, got {_shown(section)}")
-    entries = section.get("target", data.get("target"))
-    if entries is None:
-        raise pytest.UsageError(f"{where}: no [[tool.cachecheck.target]] entries")
-    if not isinstance(entries, list):
-        raise pytest.UsageError(
-            f"{where}: 'target' must be an array of tables ([[tool.cachecheck.target]]), got {_shown(entries)}"
-        )
-    if not entries:
-        raise pytest.UsageError(f"{where}: 'target' is empty; add at least one [[tool.cachecheck.target]] entry")
-    names: set[str] = set()
-    return tuple(_parse_target(where, index, entry, names) for index, entry in enumerate(entries, start=1))

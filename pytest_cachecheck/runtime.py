@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
-import warnings
 from dataclasses import dataclass
 from time import perf_counter_ns
 from typing import Any
@@ -13,21 +12,17 @@ import pytest
 
 from .backends import Backend, BackendError, ServerInfo, make_backend
 from .checks import CHECKS, CheckResult, TestContext
+from .checks.arguments import MarkerError
 from .checks.base import FAILED, INCONCLUSIVE, NOT_ENFORCED
-from .config import MarkerError, Settings
+from .config import Settings
 from .observe.instrument import unobserved
 from .observe.monitor import CacheMonitor
 from .observe.server_stats import ServerCounters, ServerStatsProbe, difference
 from .observe.summary import RunSummary, own_metrics
 from .observe.ttl import OWNED_BACKENDS, read_keys_at_end, without_setup_keys
+from .warning_types import InconclusiveCheckWarning, TimingNotEnforcedWarning
 
-
-class InconclusiveCheckWarning(UserWarning):
-    """A timing check had too little evidence to pass or fail (e.g. too few samples for a p99)."""
-
-
-class TimingNotEnforcedWarning(UserWarning):
-    """A wall-clock check failed in a run with ``--cache-timing report``: shown, not failing the test."""
+__all__ = ["CacheServer", "CachecheckRun", "InconclusiveCheckWarning", "TimingNotEnforcedWarning"]
 
 
 @dataclass(frozen=True)
@@ -223,13 +218,11 @@ class CachecheckRun:
                 for result in results
             ]
         context.results = results
-        line = (item.location[1] or 0) + 1
         for result in results:
             for metric, value in result.metrics.items():
                 item.user_properties.append((f"cachecheck.{result.marker}.{metric}", value))
             if result.status == INCONCLUSIVE:
-                warnings.warn_explicit(result.message, InconclusiveCheckWarning, str(item.path), line)
+                item.warn(InconclusiveCheckWarning(result.message))
             if result.status == NOT_ENFORCED:
-                message = f"{result.message} [not enforced: --cache-timing report]"
-                warnings.warn_explicit(message, TimingNotEnforcedWarning, str(item.path), line)
+                item.warn(TimingNotEnforcedWarning(f"{result.message} [not enforced: --cache-timing report]"))
         return [result for result in results if result.status == FAILED]

@@ -26,7 +26,10 @@ from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
 from pytest_cachecheck.checks import CHECKS
-from pytest_cachecheck.config import MarkerError, Settings, parse_settings, parse_targets
+from pytest_cachecheck.checks.arguments import MarkerError
+from pytest_cachecheck.checks.target_file import parse_targets
+from pytest_cachecheck.config import Settings, parse_settings
+from pytest_cachecheck.observe.commands import is_known
 
 FUZZ = settings(
     max_examples=400, deadline=None, database=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
@@ -251,7 +254,8 @@ def is_bool(value: Any) -> bool:
 
 
 def command_name(value: Any) -> bool:
-    return isinstance(value, str) and value.strip() != ""
+    """One or two words of a Redis command the command table knows (its data, not its validator)."""
+    return isinstance(value, str) and COMMAND.fullmatch(value.upper()) is not None and is_known(value)
 
 
 # name -> (positional names, {argument: (rule, default, valid values)}, whole-marker rule: a token or None)
@@ -356,7 +360,7 @@ def marker_problems(name: str, args: list[Any], kwargs: dict[str, Any]) -> set[s
         problems = {f"{key!r}" for key in kwargs}
         if not args:
             problems.add("at least one")
-        problems |= {"command" for value in args if not (isinstance(value, str) and COMMAND.fullmatch(value.upper()))}
+        problems |= {"command" for value in args if not command_name(value)}
         return problems
     positional, params, whole = MARKERS[name]
     problems = set()

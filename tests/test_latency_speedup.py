@@ -233,7 +233,7 @@ def test_a_clear_speedup_passes_without_an_inconclusive_warning(project: pytest.
             assert result.low >= 2, result.describe()
         """
     )
-    result = run(project, "-W", "error::pytest_cachecheck.runtime.InconclusiveCheckWarning")
+    result = run(project, "-W", "error::pytest_cachecheck.InconclusiveCheckWarning")
     result.assert_outcomes(passed=1)
 
 

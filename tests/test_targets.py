@@ -7,8 +7,8 @@ import textwrap
 
 import pytest
 
+from pytest_cachecheck.checks.target_file import Target
 from pytest_cachecheck.checks.targets import evaluate_targets
-from pytest_cachecheck.config import Target
 from pytest_cachecheck.observe.events import classify_raw
 from pytest_cachecheck.observe.stats import percentile
 from pytest_cachecheck.observe.summary import LatencyHistogram, RunSummary

@@ -487,3 +487,34 @@ def test_only_the_plugins_unobserved_commands_are_counted() -> None:
     # hits: EXISTS' 1 of 2 keys, the cluster's GET, the pipeline's PTTL -1; misses: PTTL -2, EXISTS' other,
     # the pipeline's GET of nothing
     assert (now_hits - hits, now_misses - misses) == (3, 3)
+
+
+def test_a_misspelt_command_is_one_line_with_a_suggestion(pytester: pytest.Pytester) -> None:
+    """``cache_forbid("FLUSHAL")`` would forbid a command nobody runs and always pass: an error instead,
+    for every marker argument that names a command (``cache_latency(command=...)`` too)."""
+    pytester.makepyfile(
+        test_typo="""
+        import pytest
+
+        @pytest.mark.cache_forbid("KEYS", "FLUSHAL")
+        def test_forbid(cache_redis):
+            pass
+
+        @pytest.mark.cache_latency(max_ms=50, command="hgetal")
+        def test_latency(cache_redis):
+            cache_redis.get("a")
+
+        @pytest.mark.cache_forbid("ft.search", "config set", "XGROUP CREATE")
+        def test_module_and_subcommands(cache_redis):
+            cache_redis.get("a")
+        """
+    )
+    result = run(pytester)
+    result.assert_outcomes(passed=1, errors=2)
+    result.stdout.fnmatch_lines_random(
+        [
+            "*@pytest.mark.cache_forbid: argument 'FLUSHAL' is not a Redis command; did you mean 'FLUSHALL'?",
+            "*@pytest.mark.cache_latency: argument 'command': 'hgetal' is not a Redis command; did you mean 'HGETALL'?",
+        ]
+    )
+    assert "Traceback" not in result.stdout.str()

@@ -22,15 +22,12 @@ import redis
 import redis.asyncio
 
 from ..observe.instrument import intercepting, unobserved
+from ..warning_types import LeftoverKeysWarning
 from .base import ASYNC_POOL_SIZE, BackendError, ServerInfo, one_line
 from .journal import WriteJournal, dead_journals, journaled_keys, lease_holders, live_lease_names
 
 _BATCH = 500
 _CONNECT_S = 5.0
-
-
-class LeftoverKeysWarning(UserWarning):
-    """Keys appeared in the run's database that no observed command of the run wrote: left in place."""
 
 
 def shown(url: str) -> str:

@@ -7,28 +7,14 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..config import MarkerSpec
+from ..metrics import Measurement
 from ..observe.monitor import CacheMonitor
+from .arguments import MarkerSpec
 
 PASSED = "passed"
 FAILED = "failed"
 INCONCLUSIVE = "inconclusive"
 NOT_ENFORCED = "not enforced"
-
-
-@dataclass(frozen=True)
-class Measurement:
-    """A value a fixture measured in a test, kept for run-wide targets and reports.
-
-    ``metric`` is a target key (``invalidation_ms``, ``stale_reads``, ``speedup``,
-    ``keys_without_ttl``); ``keys`` are the Redis keys involved, so a target applies
-    when any of them matches its pattern (``"*"`` targets take every measurement).
-    """
-
-    metric: str
-    value: float
-    keys: tuple[str, ...] = ()
-    detail: dict[str, Any] = field(default_factory=dict, compare=False)
 
 
 @dataclass

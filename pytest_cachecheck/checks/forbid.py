@@ -15,27 +15,18 @@ server-side count is ignored unless the code under test also issued them itself.
 
 from __future__ import annotations
 
-import re
 from collections import Counter
 from typing import Any
 
-from ..config import MarkerSpec, Param
 from ..observe.patterns import key_shape
+from .arguments import MarkerSpec, Param
 from .base import FAILED, PASSED, Check, CheckResult, TestContext
 
-_COMMAND = re.compile(r"^[A-Z][A-Z0-9_.\-]*( [A-Z][A-Z0-9_.\-]*)?$")
 _SCRIPTS = ("EVAL", "EVALSHA", "EVAL_RO", "EVALSHA_RO", "FCALL", "FCALL_RO")
 # What redis-py (and valkey-py) send on a new connection, through the connection rather
 # than ``execute_command``: the server counts them, no observed client call issued them.
 HANDSHAKE = frozenset({"HELLO", "AUTH", "CLIENT SETINFO", "CLIENT SETNAME", "SELECT", "READONLY"})
 _UNOBSERVED = "inside Lua scripts or functions, or from a client the plugin does not observe"
-
-
-def _command_names(bound: dict[str, Any]) -> str | None:
-    for name in bound["commands"]:
-        if not _COMMAND.match(name):
-            return f"argument {name!r} must be a Redis command name such as 'KEYS' or 'CONFIG SET'"
-    return None
 
 
 SPEC = MarkerSpec(
@@ -44,7 +35,6 @@ SPEC = MarkerSpec(
     help="fails when the code under test issued any of these Redis commands, including inside Lua scripts "
     "and functions (server-side view: real servers and fake; connection handshakes redis-py sends on "
     "connecting do not count)",
-    extra_check=_command_names,
 )
 
 

@@ -4,22 +4,19 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..config import MarkerSpec, Param
-from ..observe.patterns import validate as validate_pattern
+from ..observe.patterns import MATCH_ALL
 from ..observe.stats import compute_stats, drop_first_reads
+from .arguments import MarkerSpec, Param
 from .base import FAILED, PASSED, Check, CheckResult, TestContext
 
 SPEC = MarkerSpec(
     name="cache_hit_rate",
     params=(
         Param("min", "number", positional=True, required=True, low=0, high=1),
-        Param("pattern", "str", default="*"),
+        Param("pattern", "pattern", default=MATCH_ALL),
         Param("warmup", "int", default=0, low=0),
     ),
     help="hit rate over the reads this test made (keys matching pattern, after the first warmup reads) must be >= min",
-    extra_check=lambda bound: (
-        f"argument 'pattern' must be {problem}" if (problem := validate_pattern(bound["pattern"])) else None
-    ),
 )
 
 

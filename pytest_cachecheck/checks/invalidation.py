@@ -19,11 +19,11 @@ from dataclasses import dataclass, field
 from time import perf_counter_ns
 from typing import Any
 
-from ..config import MarkerSpec, Param
 from ..observe.commands import classify
 from ..observe.instrument import Interceptor, intercepting, state
 from ..observe.patterns import shown_value
 from ..observe.server_stats import ServerCounters, ServerStats, ServerStatsProbe, difference
+from .arguments import MarkerSpec, Param
 from .base import FAILED, PASSED, Check, CheckResult, Measurement, TestContext
 from .drive import Call, Procedure, Sleep, drive, is_async
 from .statistics import loglog_slope

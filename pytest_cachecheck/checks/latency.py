@@ -13,32 +13,33 @@ from collections import Counter
 from collections.abc import Sequence
 from typing import Any
 
-from ..config import MarkerSpec, Param
+from ..metrics import LATENCY_CEILINGS
+from ..metrics import PERCENTILES as REGISTERED_PERCENTILES
 from ..observe.events import Event
 from ..observe.patterns import MATCH_ALL, key_shape, matcher
-from ..observe.patterns import validate as validate_pattern
+from .arguments import MarkerSpec, Param
 from .base import FAILED, INCONCLUSIVE, PASSED, Check, CheckResult, TestContext
 from .statistics import quantile_bounds, samples_needed_for_upper_bound
 
 # A false failure costs a red build, an unproven pass only a warning: the levels differ.
 FAIL_CONFIDENCE = 0.999
 PASS_CONFIDENCE = 0.95
-PERCENTILES = (("p50_ms", 0.50), ("p95_ms", 0.95), ("p99_ms", 0.99))
-CEILINGS = (*(name for name, _ in PERCENTILES), "max_ms")
+PERCENTILES = tuple((metric.name, metric.quantile) for metric in REGISTERED_PERCENTILES if metric.quantile is not None)
+CEILINGS = tuple(metric.name for metric in LATENCY_CEILINGS)
 
 
 def _at_least_one_ceiling(bound: dict[str, Any]) -> str | None:
     if all(bound[name] is None for name in CEILINGS):
-        return "give at least one ceiling: p50_ms, p95_ms, p99_ms or max_ms (e.g. cache_latency(p95_ms=5))"
-    problem = validate_pattern(bound["pattern"])
-    return f"argument 'pattern' must be {problem}" if problem else None
+        names = f"{', '.join(CEILINGS[:-1])} or {CEILINGS[-1]}"
+        return f"give at least one ceiling: {names} (e.g. cache_latency(p95_ms=5))"
+    return None
 
 
 SPEC = MarkerSpec(
     name="cache_latency",
     params=(
         *(Param(name, "number", default=None, low=0, low_open=True) for name in CEILINGS),
-        Param("pattern", "str", default=MATCH_ALL),
+        Param("pattern", "pattern", default=MATCH_ALL),
         Param("command", "command", default=None),
     ),
     help="ceilings on percentiles of observed command durations; fails only when the percentile's "

@@ -23,9 +23,9 @@ from dataclasses import dataclass
 from time import perf_counter_ns
 from typing import Any
 
-from ..config import MarkerSpec, Param
 from ..observe.events import Event
 from ..observe.stats import compute_stats, percentile
+from .arguments import MarkerSpec, Param
 from .base import FAILED, INCONCLUSIVE, PASSED, Check, CheckResult, Measurement, TestContext
 from .drive import Call, Procedure, drive, is_async
 from .statistics import MedianInterval, QuantileBounds, median_interval, quantile_bounds

@@ -15,43 +15,16 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from ..config import TARGET_METRICS, Target
+from ..metrics import COMMANDS, FIXTURE, METRICS, READS, WRITES, format_metric
 from ..observe.summary import PatternSummary, RunSummary
 from .base import INCONCLUSIVE, NOT_ENFORCED
 from .statistics import quantile_lower_rank
+from .target_file import Target
 
 MET = "met"
 MISSED = "missed"
 NO_DATA = "no data"
 _CONFIDENCE = 0.999
-
-_PERCENTILES = {"p50_ms": 0.50, "p95_ms": 0.95, "p99_ms": 0.99}
-
-_HOW_TO_MEASURE = {
-    "hit_rate": "reads through a redis-py client (cache_redis, cache_url or the app's own client)",
-    "p50_ms": "commands through a redis-py client",
-    "p95_ms": "commands through a redis-py client",
-    "p99_ms": "commands through a redis-py client",
-    "max_ms": "commands through a redis-py client",
-    "invalidation_ms": "a test calling cache_invalidation.measure(...)",
-    "stale_reads": "a test using cache_consistency (run(...) or check())",
-    "speedup": "a test calling cache_bench.speedup(...)",
-    "keys_without_ttl": "writes through a redis-py client",
-}
-
-
-def format_metric(metric: str, value: float | None) -> str:
-    """A metric's value as people write it: ``91.2%``, ``0.353 ms``, ``3``, ``1.13x``."""
-    if value is None:
-        return "-"
-    kind = TARGET_METRICS[metric].kind if metric in TARGET_METRICS else "ratio"
-    if kind == "fraction":
-        return f"{value:.1%}"
-    if kind == "ms":
-        return f"{value:.3f} ms" if value < 10 else f"{value:.1f} ms"
-    if kind == "count":
-        return f"{int(value)}"
-    return f"{value:.2f}x"
 
 
 @dataclass(frozen=True)
@@ -68,11 +41,11 @@ class TargetResult:
 
     @property
     def minimum(self) -> bool:
-        return TARGET_METRICS[self.metric].minimum
+        return METRICS[self.metric].floor
 
     @property
     def limit_text(self) -> str:
-        return f"{'>=' if self.minimum else '<='} {format_metric(self.metric, self.limit)}"
+        return METRICS[self.metric].limit_text(self.limit)
 
     @property
     def value_text(self) -> str:
@@ -82,38 +55,37 @@ class TargetResult:
     def failed(self) -> bool:
         return self.status in (MISSED, NO_DATA)
 
-    def one_line(self) -> str:
-        """``analytics hit_rate 50.0% (target >= 80.0%): missed``, for the last lines of output."""
-        return f"{self.target} {self.metric} {self.value_text} (target {self.limit_text}): {self.status}"
-
 
 def evaluate_targets(targets: Sequence[Target], summary: RunSummary, enforce_timing: bool = True) -> list[TargetResult]:
     """Every limit of every target, in file order."""
     results = []
     for target in targets:
         stats = summary.patterns.get(target.pattern, PatternSummary())
-        for metric, limit in target.limits:
-            value, evidence = _measured(metric, stats)
+        for name, limit in target.limits:
+            metric = METRICS[name]
+            value, evidence = _measured(name, stats)
             where = "all keys" if target.pattern == "*" else f"keys matching {target.pattern!r}"
             if value is None:
                 status = NO_DATA
-                detail = f"the run never measured {metric} for {where}; {_HOW_TO_MEASURE[metric]} would"
+                detail = f"the run never measured {name} for {where}; {metric.measured_by} would"
             else:
-                ok = value >= limit if TARGET_METRICS[metric].minimum else value <= limit
+                ok = metric.meets(value, limit)
                 status = MET if ok else MISSED
                 detail = evidence
-                if not ok and metric in _PERCENTILES:
-                    status, detail = _percentile_evidence(stats, metric, limit, evidence)
-                if status == MISSED and TARGET_METRICS[metric].timing and not enforce_timing:
+                if not ok and metric.quantile is not None:
+                    status, detail = _percentile_evidence(stats, name, metric.quantile, limit, evidence)
+                if status == MISSED and metric.timing and not enforce_timing:
                     status, detail = NOT_ENFORCED, f"{detail}; not enforced (--cache-timing report)"
-            results.append(TargetResult(target.name, target.pattern, metric, value, limit, status, detail))
+            results.append(TargetResult(target.name, target.pattern, name, value, limit, status, detail))
     return results
 
 
-def _percentile_evidence(stats: PatternSummary, metric: str, limit: float, evidence: str) -> tuple[str, str]:
+def _percentile_evidence(
+    stats: PatternSummary, metric: str, quantile: float, limit: float, evidence: str
+) -> tuple[str, str]:
     """``missed`` when even the percentile's lower confidence bound is above the ceiling."""
     latency = stats.latency
-    rank = quantile_lower_rank(latency.count, _PERCENTILES[metric], _CONFIDENCE)
+    rank = quantile_lower_rank(latency.count, quantile, _CONFIDENCE)
     bound = latency.value_at_rank_ms(rank) if rank is not None else None
     if bound is not None and bound > limit:
         return MISSED, f"{evidence}; lower bound {format_metric(metric, bound)} at 99.9% confidence"
@@ -121,24 +93,26 @@ def _percentile_evidence(stats: PatternSummary, metric: str, limit: float, evide
     return INCONCLUSIVE, f"{evidence}; {shown} at 99.9% confidence: not clear evidence of a miss"
 
 
-def _measured(metric: str, stats: PatternSummary) -> tuple[float | None, str]:
-    """The run's value of ``metric`` for one pattern and a short account of where it comes from."""
-    if metric == "hit_rate":
+def _measured(name: str, stats: PatternSummary) -> tuple[float | None, str]:
+    """The run's value of metric ``name`` for one pattern and a short account of where it comes from."""
+    metric = METRICS[name]
+    if metric.source == READS:
         top = ", ".join(f"{shape} ({count})" for shape, count in stats.miss_shapes.most_common(3))
         account = f"{stats.hits} hits, {stats.misses} misses" + (f"; most misses: {top}" if top else "")
         return stats.hit_rate, account
-    if metric in _PERCENTILES or metric == "max_ms":
+    if metric.source == COMMANDS:
         latency = stats.latency
-        value = latency.max_ns / 1e6 if metric == "max_ms" else latency.percentile_ms(_PERCENTILES[metric])
+        value = latency.percentile_ms(metric.quantile) if metric.quantile is not None else latency.max_ns / 1e6
         return (value if latency.count else None), f"over {latency.count} commands"
-    if metric == "keys_without_ttl":
+    if metric.source == WRITES:
         if not stats.keys_written:
             return None, ""
         examples = ", ".join(stats.ttl_examples)
         account = f"{stats.keys_without_ttl} of {stats.keys_written} keys written have no TTL"
         return stats.keys_without_ttl, account + (f", e.g. {examples}" if examples else "")
-    aggregate = stats.measured.get(metric)
+    assert metric.source == FIXTURE
+    aggregate = stats.measured.get(name)
     if aggregate is None:
         return None, ""
-    worst = f"worst {format_metric(metric, aggregate.worst)} in {aggregate.worst_nodeid}"
+    worst = f"worst {metric.format(aggregate.worst)} in {aggregate.worst_nodeid}"
     return aggregate.value, f"{aggregate.count} measurement(s); {worst}"

@@ -32,6 +32,7 @@ from collections.abc import Callable
 from time import perf_counter_ns
 from typing import Any
 
+from ..warning_types import FakeViewWarning
 from .commands import HIT, MISS, classify
 from .instrument import keyspace_effect
 from .server_stats import ServerCounters
@@ -45,10 +46,6 @@ _SCANS = frozenset({"SCAN"})
 _OWN_EFFECT = frozenset({"PTTL", "TTL", "PEXPIRETIME", "EXPIRETIME", "TYPE"})
 
 Record = tuple[str, list[Any], Any, int, bool]
-
-
-class FakeViewWarning(UserWarning):
-    """The installed fakeredis does not offer the seam the server-side view needs."""
 
 
 class ServerView:

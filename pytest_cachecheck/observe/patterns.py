@@ -42,11 +42,13 @@ def matcher(pattern: str) -> Callable[[str], bool]:
 
 
 def validate(pattern: object) -> str | None:
-    """Return why ``pattern`` is not a usable glob, or None when it is."""
+    """What ``pattern`` must be when it is not a usable glob (the phrase after "must be"), or None.
+
+    The caller adds the value it got (shown safely: the value may be anything a user wrote)."""
     if not isinstance(pattern, str) or not pattern:
-        return f"a non-empty glob string such as 'user:*', got {pattern!r}"
+        return "a non-empty glob string such as 'user:*'"
     if pattern.count("[") != pattern.count("]"):
-        return f"a glob with balanced [ ] brackets, got {pattern!r}"
+        return "a glob with balanced [ ] brackets"
     return None
 
 

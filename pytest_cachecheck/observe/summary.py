@@ -12,10 +12,11 @@ from __future__ import annotations
 import json
 import math
 from collections import Counter
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from ..metrics import METRICS, Measurement
 from .commands import DELETE, ERROR, HIT, MISS, WRITE, classify, classify_single
 from .events import Event
 from .instrument import RawEvent
@@ -30,17 +31,8 @@ _EXACT_LIMIT = 1 << (SUB_BITS + 1)
 SHAPE_LIMIT = 1_000  # distinct key shapes tracked; more are folded into OTHER_SHAPES
 OTHER_SHAPES = "(other shapes)"
 POINT_LIMIT = 1_000  # measurement points kept per metric for plots
-PLOT_ONLY = frozenset({"invalidation_scaling_ms"})  # plotted, never a target (checks/invalidation.py)
 KEY_CACHE_LIMIT = 100_000
 _DIGITS_ZEROED = str.maketrans("123456789", "000000000")
-
-# How a fixture metric combines over measurements; matches its target (ceiling on max, on sum, floor on min).
-AGGREGATION: dict[str, Callable[[Iterable[float]], float]] = {
-    "invalidation_ms": max,
-    "stale_reads": sum,
-    "speedup": min,
-}
-
 
 def bucket_of(value_ns: int) -> int:
     """Monotonic bucket index of a duration (HdrHistogram-style log-linear buckets)."""
@@ -132,7 +124,8 @@ class LatencyHistogram:
 class MetricAggregate:
     """A fixture metric over many measurements, combined by the metric's rule, and its worst test.
 
-    ``value`` is the max (``invalidation_ms``), sum (``stale_reads``) or min (``speedup``);
+    ``value`` combines the measurements by the metric's registered aggregation (``metrics.METRICS``:
+    max of ``invalidation_ms``, sum of ``stale_reads``, min of ``speedup``);
     ``worst`` is the single measurement furthest on the bad side, ties broken by node id
     so that merged worker summaries name the same test as a single-process run.
     """
@@ -148,10 +141,11 @@ class MetricAggregate:
         return cls(metric, value, 1, value, nodeid)
 
     def merge(self, other: MetricAggregate) -> None:
-        self.value = AGGREGATION[self.metric]([self.value, other.value])
+        metric = METRICS[self.metric]
+        self.value = metric.combine(self.value, other.value)
         self.count += other.count
-        sign = -1 if self.metric == "speedup" else 1
-        if (sign * other.worst, self.worst_nodeid) > (sign * self.worst, other.worst_nodeid):
+        tie = other.worst == self.worst and other.worst_nodeid < self.worst_nodeid
+        if metric.worse(other.worst, self.worst) or tie:
             self.worst, self.worst_nodeid = other.worst, other.worst_nodeid
 
     def to_data(self) -> list[Any]:
@@ -335,7 +329,7 @@ class RunSummary:
         nodeid: str,
         events: Sequence[Event],
         records: Sequence[RawEvent],
-        measurements: Sequence[Any] = (),
+        measurements: Sequence[Measurement] = (),
         checks: Sequence[dict[str, Any]] = (),
     ) -> dict[str, Any]:
         """Fold in a test whose records were already classified into ``events`` (same order)."""
@@ -346,7 +340,7 @@ class RunSummary:
         self,
         nodeid: str,
         records: Sequence[RawEvent],
-        measurements: Sequence[Any] = (),
+        measurements: Sequence[Measurement] = (),
         checks: Sequence[dict[str, Any]] = (),
         keys_at_end: KeysAtEnd | None = None,
     ) -> dict[str, Any]:
@@ -361,7 +355,7 @@ class RunSummary:
         self,
         nodeid: str,
         rows: Iterable[_Row],
-        measurements: Sequence[Any],
+        measurements: Sequence[Measurement],
         checks: Sequence[dict[str, Any]],
         keys_at_end: KeysAtEnd | None = None,
     ) -> dict[str, Any]:
@@ -451,11 +445,14 @@ class RunSummary:
         for pattern, count in written_per_pattern.items():
             self.patterns[pattern].add_ttl(count, [key for key in without if pattern in classify_key(key)[1]])
 
-    def _add_measurements(self, nodeid: str, measurements: Sequence[Any]) -> None:
+    def _add_measurements(self, nodeid: str, measurements: Sequence[Measurement]) -> None:
         for measurement in measurements:
-            if measurement.metric in PLOT_ONLY:
+            metric = METRICS.get(measurement.metric)
+            if metric is None:
+                continue
+            if not metric.target:  # plotted, never a target
                 self._add_point(measurement, nodeid)
-            if measurement.metric not in AGGREGATION:
+            if not metric.aggregated:
                 continue
             value = float(measurement.value)
             matched = {p for key in measurement.keys for p in self._classify_key(str(key))[1]}
@@ -465,7 +462,7 @@ class RunSummary:
                     summary.add_measurement(aggregate)
             self._add_point(measurement, nodeid)
 
-    def _add_point(self, measurement: Any, nodeid: str) -> None:
+    def _add_point(self, measurement: Measurement, nodeid: str) -> None:
         """Kept for the report's plots, up to ``POINT_LIMIT`` per metric."""
         if sum(1 for point in self.points if point.metric == measurement.metric) >= POINT_LIMIT:
             return

@@ -10,6 +10,8 @@ import json
 from pathlib import Path
 from typing import Any
 
+from ..metrics import TARGET_METRICS
+
 _NUMBER_OR_NULL = {"type": ["number", "null"]}
 _COUNT = {"type": "integer", "minimum": 0}
 
@@ -96,19 +98,7 @@ SCHEMA: dict[str, Any] = {
                 "properties": {
                     "name": {"type": "string"},
                     "pattern": {"type": "string"},
-                    "metric": {
-                        "enum": [
-                            "hit_rate",
-                            "p50_ms",
-                            "p95_ms",
-                            "p99_ms",
-                            "max_ms",
-                            "invalidation_ms",
-                            "stale_reads",
-                            "keys_without_ttl",
-                            "speedup",
-                        ]
-                    },
+                    "metric": {"enum": list(TARGET_METRICS)},
                     "value": _NUMBER_OR_NULL,
                     "limit": {"type": "number"},
                     "op": {"enum": [">=", "<="]},

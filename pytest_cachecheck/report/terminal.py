@@ -11,6 +11,8 @@ from collections.abc import Callable, Sequence
 from typing import Any, Protocol
 
 from ..checks.targets import INCONCLUSIVE, MET, MISSED, NO_DATA, NOT_ENFORCED
+from ..metrics import format_ms as ms
+from ..metrics import format_percent as percent
 
 WIDTH = 80
 _STATUS_MARKUP = {MET: {"green": True}, MISSED: {"red": True, "bold": True}}
@@ -31,13 +33,6 @@ def _fit(text: str, width: int) -> str:
     return text if len(text) <= width else text[: max(width - 3, 1)] + "..."
 
 
-def ms(value: float | None) -> str:
-    """Milliseconds for tables: three decimals below 10 ms, one above."""
-    if value is None:
-        return "-"
-    return f"{value:.3f}" if value < 10 else f"{value:.1f}"
-
-
 def pattern_cells(stats: dict[str, Any]) -> list[str]:
     """A per-pattern row's numbers (reads, hits, misses, hit%, p50, p95, p99, commands), alike in every format."""
     latency = stats["latency_ms"]
@@ -51,10 +46,6 @@ def pattern_cells(stats: dict[str, Any]) -> list[str]:
         ms(latency["p99"]),
         str(stats["commands"]),
     ]
-
-
-def percent(value: float | None) -> str:
-    return "-" if value is None else f"{value:.1%}"
 
 
 def _columns(rows: Sequence[Sequence[str]], first_max: int) -> list[int]:

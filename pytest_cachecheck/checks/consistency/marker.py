@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from ...config import MarkerError, MarkerSpec, Param
+from ..arguments import MarkerError, MarkerSpec, Param
 from ..base import FAILED, INCONCLUSIVE, PASSED, Check, CheckResult, TestContext
 
 MARKER = "cache_no_stale_reads"
