@@ -19,7 +19,7 @@ steer=False)``), to show what adaptation buys. "windows" is the mean race window
 
 Libraries missing from the environment skip their rows (said in the table).
 
-    python benchmarks/bench_stale_detection.py [--runs 100] [--rows cacheops,flask]
+    python benchmarks/bench_stale_detection.py [--runs 100] [--rows cacheops,flask] [--no-reference]
 """
 
 from __future__ import annotations
@@ -331,6 +331,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=100)
     parser.add_argument("--rows", default="", help="comma-separated words; only rows whose name contains one")
+    parser.add_argument("--no-reference", action="store_true", help="leave out the reference rows")
     args = parser.parse_args()
     zoo = load_zoo()
     instrument.install()
@@ -340,6 +341,8 @@ def main() -> int:
     if args.rows:
         words = args.rows.split(",")
         table = [row for row in table if any(word in row.name for word in words)]
+    if args.no_reference:
+        table = [row for row in table if row.goal != "reference"]
     for row in table:
         missing = [name for name in row.needs if importlib.util.find_spec(name) is None]
         row.skipped = f"not installed: {', '.join(missing)}" if missing else ""

@@ -581,16 +581,27 @@ def test_marker_without_history_and_bad_arguments_fail_in_one_line(zoo: pytest.P
 
         def test_bad_run_argument(cache_consistency):
             cache_consistency.run(lambda key: None, lambda key, value: None, threads=0)
+
+        def test_bad_amplification(cache_consistency):
+            from pytest_cachecheck import Amplification
+            cache_consistency.run(lambda key: None, lambda key, value: None, amplify=Amplification(fill_scale=-1))
+
+        def test_unhashable_keys(cache_consistency):
+            cache_consistency.run(lambda key: None, lambda key, value: None, keys=[[1], [2]])
         """
     )
     result = zoo.runpytest("-p", "no:cacheprovider")
-    result.assert_outcomes(failed=2, errors=2)  # marker arguments are checked at set-up
+    result.assert_outcomes(failed=4, errors=2)  # marker arguments are checked at set-up
     result.stdout.fnmatch_lines(["*cache_no_stale_reads: no history was recorded; drive the cache with*"])
     result.stdout.fnmatch_lines(
         ["*@pytest.mark.cache_no_stale_reads: argument 'max_staleness_ms' must be a number >= 0, got -5*"]
     )
     result.stdout.fnmatch_lines(["*@pytest.mark.cache_no_stale_reads: takes 0 positional argument(s), got 1*"])
     result.stdout.fnmatch_lines(["*ValueError: cache_consistency.run: threads must be a whole number >= 1, got 0*"])
+    result.stdout.fnmatch_lines(["*ValueError: Amplification: fill_scale must be a number >= 0, got -1*"])
+    result.stdout.fnmatch_lines(
+        ["*ValueError: cache_consistency.run: keys must be a count >= 1 or a list of distinct*"]
+    )
     assert "Traceback" not in result.stdout.str()
 
 
