@@ -18,7 +18,8 @@ class CachecheckWarning(pytest.PytestWarning):
 
 
 class InconclusiveCheckWarning(CachecheckWarning):
-    """A timing check had too little evidence to pass or fail (e.g. too few samples for a p99)."""
+    """A check had too little evidence to pass or fail (too few samples for a p99, a stale-read run that never
+    exercised the race)."""
 
     __module__ = "pytest_cachecheck"
 

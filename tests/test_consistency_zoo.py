@@ -18,6 +18,7 @@ from typing import Any
 import pytest
 
 ZOO = '''
+import hashlib
 import threading
 import time
 
@@ -45,6 +46,23 @@ class Database:
             return version
 
 
+class SlowDatabase(Database):
+    """A source of truth as slow as a real one: reads take 10 ms, writes 15 ms (outside its lock)."""
+
+    def __init__(self, read_ms=10, write_ms=15):
+        super().__init__()
+        self.read_s, self.write_s = read_ms / 1000, write_ms / 1000
+
+    def get_versioned(self, key):
+        found = super().get_versioned(key)
+        time.sleep(self.read_s)
+        return found
+
+    def put(self, key, value):
+        time.sleep(self.write_s)
+        return super().put(key, value)
+
+
 class CacheAside:
     """Cache-aside, delete after the write: the stale-set race (an old fill lands after the delete)."""
 
@@ -67,6 +85,13 @@ class CacheAside:
 
     def invalidate(self, key):
         self.r.delete(self.cache_key(key))
+
+
+class HashedKeys(CacheAside):
+    """The same race under django-cacheops-style keys (``q:<md5>``): no driver key name in them."""
+
+    def cache_key(self, key):
+        return "q:" + hashlib.md5(f"user {key}".encode()).hexdigest()
 
 
 class DeleteBeforeWrite(CacheAside):
@@ -383,8 +408,8 @@ def test_quiescent_convergence_reports_what_stays_stale_and_for_how_long(zoo: py
     )
 
 
-def test_progress_bar_needs_a_terminal_not_colour(monkeypatch: pytest.MonkeyPatch) -> None:
-    from _pytest._io import TerminalWriter
+def test_progress_bar_needs_a_terminal_not_colour(pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch) -> None:
+    from _pytest.terminal import TerminalReporter
 
     from pytest_cachecheck.checks.consistency import terminal_progress
 
@@ -399,22 +424,22 @@ def test_progress_bar_needs_a_terminal_not_colour(monkeypatch: pytest.MonkeyPatc
     class Capture:
         global_and_fixture_disabled = staticmethod(contextlib.nullcontext)
 
-    def config(writer: TerminalWriter) -> Any:
-        plugins = SimpleNamespace(getplugin=lambda name: Capture() if name == "capturemanager" else None)
-        return SimpleNamespace(get_terminal_writer=lambda: writer, pluginmanager=plugins)
+    def config(*args: str, tty: bool) -> tuple[Any, Stream]:
+        stream = Stream(tty)
+        reporter = TerminalReporter(pytester.parseconfig(*args), stream)
+        plugins = {"terminalreporter": reporter, "capturemanager": Capture()}
+        return SimpleNamespace(pluginmanager=SimpleNamespace(get_plugin=plugins.get)), stream
 
-    piped = TerminalWriter(Stream(tty=False))
-    piped.hasmarkup = True  # what --color=yes does
-    assert terminal_progress(config(piped)) is None
+    piped, _ = config("--color=yes", tty=False)
+    assert terminal_progress(piped) is None
 
     monkeypatch.setenv("NO_COLOR", "1")
-    terminal = Stream(tty=True)
-    writer = TerminalWriter(terminal)
-    assert not writer.hasmarkup
-    show = terminal_progress(config(writer))
+    terminal, stream = config(tty=True)
+    show = terminal_progress(terminal)
     assert show is not None
     show("cache_consistency [###...] 1/2 ops")
-    assert terminal.getvalue().startswith("\rcache_consistency [###...] 1/2 ops")
+    assert stream.getvalue().startswith("\rcache_consistency [###...] 1/2 ops")
+    assert "\x1b[" not in stream.getvalue()  # NO_COLOR: no markup
 
 
 ASYNC_LAYERS = """
@@ -556,16 +581,27 @@ def test_marker_without_history_and_bad_arguments_fail_in_one_line(zoo: pytest.P
 
         def test_bad_run_argument(cache_consistency):
             cache_consistency.run(lambda key: None, lambda key, value: None, threads=0)
+
+        def test_bad_amplification(cache_consistency):
+            from pytest_cachecheck import Amplification
+            cache_consistency.run(lambda key: None, lambda key, value: None, amplify=Amplification(fill_scale=-1))
+
+        def test_unhashable_keys(cache_consistency):
+            cache_consistency.run(lambda key: None, lambda key, value: None, keys=[[1], [2]])
         """
     )
     result = zoo.runpytest("-p", "no:cacheprovider")
-    result.assert_outcomes(failed=2, errors=2)  # marker arguments are checked at set-up
+    result.assert_outcomes(failed=4, errors=2)  # marker arguments are checked at set-up
     result.stdout.fnmatch_lines(["*cache_no_stale_reads: no history was recorded; drive the cache with*"])
     result.stdout.fnmatch_lines(
         ["*@pytest.mark.cache_no_stale_reads: argument 'max_staleness_ms' must be a number >= 0, got -5*"]
     )
     result.stdout.fnmatch_lines(["*@pytest.mark.cache_no_stale_reads: takes 0 positional argument(s), got 1*"])
     result.stdout.fnmatch_lines(["*ValueError: cache_consistency.run: threads must be a whole number >= 1, got 0*"])
+    result.stdout.fnmatch_lines(["*ValueError: Amplification: fill_scale must be a number >= 0, got -1*"])
+    result.stdout.fnmatch_lines(
+        ["*ValueError: cache_consistency.run: keys must be a count >= 1 or a list of distinct*"]
+    )
     assert "Traceback" not in result.stdout.str()
 
 
@@ -597,12 +633,13 @@ def test_stale_reads_feed_run_wide_targets(zoo: pytest.Pytester) -> None:
 
 
 def test_delay_schedule_replays_from_the_seed() -> None:
-    from pytest_cachecheck.checks.consistency import Amplification, _Schedule
+    from pytest_cachecheck.checks.consistency import Amplification
+    from pytest_cachecheck.checks.consistency.amplifier import Schedule
 
     commands = [[("GET", "cache:k")], [("SET", "cache:k", "v")], [("GET", "cache:j")], [("DEL", "cache:j")]] * 50
 
     def delays(seed: int) -> list[float]:
-        schedule = _Schedule("thread-1", seed, Amplification(), is_async=False)
+        schedule = Schedule("thread-1", seed, Amplification(), is_async=False)
         drawn = []
         for batch in commands:
             schedule.missed = batch[0][0] == "SET"  # a fill after a miss
@@ -613,3 +650,99 @@ def test_delay_schedule_replays_from_the_seed() -> None:
     assert delays(42) == delays(42)
     assert delays(42) != delays(43)
     assert any(delays(42)) and not all(delays(42))
+
+
+POWER = """
+import pytest
+from zoo import CacheAside, HashedKeys, SlowDatabase, WriteThroughLocked
+
+
+@pytest.mark.cache_no_stale_reads
+def test_slow_source_cache_aside(cache_consistency, cache_redis):
+    db = SlowDatabase(read_ms=10, write_ms=15)
+    layer = CacheAside(cache_redis, db)
+    cache_consistency.run(layer.read, layer.write, truth=db.get, seed=11)  # the default settings
+
+
+@pytest.mark.cache_no_stale_reads
+def test_slow_source_locked_write_through(cache_consistency, cache_redis):
+    db = SlowDatabase(read_ms=10, write_ms=15)
+    layer = WriteThroughLocked(cache_redis, db)
+    report = cache_consistency.run(layer.read, layer.write, truth=db.get, seed=11)
+    assert report.windows == 0 and report.fills == 0  # its reads never miss once the set-up writes filled it
+
+
+@pytest.mark.cache_no_stale_reads
+def test_hashed_keys(cache_consistency, cache_redis):
+    db = SlowDatabase(read_ms=2, write_ms=3)
+    layer = HashedKeys(cache_redis, db)
+    cache_consistency.run(layer.read, layer.write, keys=4, ops=400, truth=db.get, seed=5)
+"""
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_power_slow_sources_windows_and_readable_timelines(zoo: pytest.Pytester, backend: str) -> None:
+    zoo.makepyfile(test_cc_power=POWER)
+    result = zoo.runpytest("-p", "no:cacheprovider", f"--cache-backend={backend}", "-W", "default")
+    result.assert_outcomes(passed=1, failed=2)
+    result.stdout.fnmatch_lines(
+        [
+            "*_ test_slow_source_cache_aside _*",
+            "cache_no_stale_reads: [1-9]* stale, * reads in * race windows [1-9]* (of [1-9]* fills after a miss)*",
+            "counterexample 1: stale read of key 'k*",
+        ]
+    )
+    # the layer that never misses after a write passed, but as inconclusive: it never exercised the race
+    result.stdout.fnmatch_lines(
+        [
+            "*test_slow_source_locked_write_through*",
+            "*InconclusiveCheckWarning: cache_no_stale_reads: inconclusive: no stale reads in * reads, but the race "
+            "was never exercised (race windows 0: *; to get power: more ops (ops=*), fewer keys (keys=*) or more "
+            "threads (threads=*)*",
+        ]
+    )
+    failures = result.stdout.str().split("short test summary info")[0]
+    hashed = failures[failures.index("_ test_hashed_keys _") :]
+    timeline = hashed[: hashed.index("seed 5: pass seed=5")]
+    # the stale-set race in a cacheops-style key: one worker's GET miss, another's DEL, then the first one's late SET
+    rows = re.findall(
+        r"^\s+([+-]\d+\.\d+)\s+[+-]\d+\.\d+\s+(\S+)\s+redis: (GET|SET|DEL) (q:[0-9a-f]{32})(.*)$", timeline, re.M
+    )
+    assert rows, timeline
+    late_fill = False
+    for start, who, name, key, _ in rows:
+        if name != "SET" or who == "setup":
+            continue
+        missed = [float(s) for s, w, n, k, r in rows if (w, n, k) == (who, "GET", key) and "miss" in r]
+        deleted = [float(s) for s, w, n, k, r in rows if (n, k) == ("DEL", key) and w != who]
+        if missed and any(min(missed) < when < float(start) for when in deleted):
+            late_fill = True
+    assert late_fill, timeline
+    assert "\\n" not in "".join(rest for *_, rest in rows)  # values on one line
+
+
+def test_a_plain_callable_returning_an_awaitable_is_a_one_line_error(zoo: pytest.Pytester) -> None:
+    zoo.makepyfile(async_layers=ASYNC_LAYERS)
+    zoo.makepyfile(
+        test_cc_unawaited="""
+        import pytest
+        from async_layers import AsyncCacheAside
+
+        @pytest.mark.cache_no_stale_reads
+        def test_lambda_around_async(cache_consistency, cache_redis_async):
+            layer = AsyncCacheAside(cache_redis_async)
+            rows = {}
+            cache_consistency.run(read=lambda key: layer.read(key), write=rows.__setitem__, ops=50)
+        """
+    )
+    result = zoo.runpytest("-p", "no:cacheprovider", "-W", "error::RuntimeWarning")
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines(
+        [
+            "E *TypeError: cache_consistency.run: read=<lambda> returned an awaitable (coroutine), which run() "
+            "would never await; pass an `async def` function as read= *",
+        ]
+    )
+    output = result.stdout.str()
+    assert "Traceback" not in output and "never awaited" not in output.replace("would never await", "")
+    assert "phantom" not in output

@@ -231,6 +231,8 @@ class ConsistencyReport:
     divergences: tuple[Divergence, ...] = ()
     seed: int | None = None
     amplified: bool = False
+    windows: int | None = None
+    fills: int | None = None
     history: Sequence[Operation] = field(default=(), repr=False, compare=False)
     initial: Any = field(default=None, repr=False, compare=False)
 
@@ -266,7 +268,14 @@ class ConsistencyReport:
             )
             for divergence in self.divergences
         )
-        return replace(fresh, divergences=divergences, seed=self.seed, amplified=self.amplified)
+        return replace(
+            fresh,
+            divergences=divergences,
+            seed=self.seed,
+            amplified=self.amplified,
+            windows=self.windows,
+            fills=self.fills,
+        )
 
     def summary(self) -> str:
         bound = f"bound {self.max_staleness_ms:g} ms" if self.max_staleness_ms else "no staleness allowed"
@@ -276,12 +285,23 @@ class ConsistencyReport:
             f"in {self.reads} reads of {self.keys} keys ({self.writes} writes); nines {nines}; "
             f"staleness worst {self.worst_staleness_ms:.3f} ms, p99 {self.p99_staleness_ms:.3f} ms ({bound})"
         )
+        if self.windows is not None:
+            text += f"; {self.power()}"
         if self.divergences:
             text += (
                 f"; after the run {len(self.divergences)} keys served an older value, "
                 f"{self.diverged} of them beyond the bound"
             )
         return text
+
+    def power(self) -> str:
+        """How often the run exercised the race (driver mode), e.g. ``race windows 12 (of 140 fills after a miss)``."""
+        return f"race windows {self.windows} (of {self.fills} fills after a miss)"
+
+    @property
+    def powerless(self) -> bool:
+        """No stale read, and the dangerous interleaving never happened: the run did not test the race."""
+        return self.windows == 0 and self.stale_reads == 0
 
     def format(self, examples: int = 3) -> str:
         """Summary, order problems, divergences and the first counterexamples, for failure messages."""
@@ -303,7 +323,7 @@ class ConsistencyReport:
         return "\n".join(lines)
 
 
-def _canonical(value: Any) -> Any:
+def canonical(value: Any) -> Any:
     """Values compare as text, the form Redis stores: ``"v1"`` is read back as ``b"v1"``, ``5`` as ``b"5"``.
 
     Numbers take the text redis-py sends for them (``repr``), booleans too, so that no
@@ -370,8 +390,8 @@ class _KeyWrites:
         self.next_ack_end = [ends[version] for version in self.next_ack]  # version 0 there means "none": _NEVER
         values = [op[2] for op in writes]
         if not all(value.__class__ is str for value in values):
-            values = [_canonical(value) for value in values]
-        values.insert(0, _canonical(initial))
+            values = [canonical(value) for value in values]
+        values.insert(0, canonical(initial))
         self.index_of = dict(zip(values, range(len(values))))
         self.repeated = self._group(values) if len(self.index_of) < len(values) else {}
         self.ordered = all(map(le, ends[1:], self.starts[2:]))
@@ -432,9 +452,9 @@ _FINE: _Verdict = (None, 0, 0, 0)
 
 def _judge(read: Operation, info: _KeyWrites | None, initial: Any, bound_ns: float) -> _Verdict:
     """The careful path: which version a read returned and whether that was allowed."""
-    value = _canonical(read.value)
+    value = canonical(read.value)
     if info is None:
-        return _FINE if value == _canonical(initial) else (PHANTOM, 0, 0, 0)
+        return _FINE if value == canonical(initial) else (PHANTOM, 0, 0, 0)
     version = info.index_of.get(value)
     if version is None:
         return (PHANTOM, 0, 0, 0)
@@ -557,7 +577,7 @@ def _suspects(reads: list[Operation], per_key: dict[Any, _KeyWrites]) -> list[Op
         suspects = [
             op
             for op in reads
-            if (entry := get((op[0], op[2])) or get((op[0], _canonical(op[2])))) is None
+            if (entry := get((op[0], op[2])) or get((op[0], canonical(op[2])))) is None
             or entry[1] < op[3]
             or entry[0] > op[4]
         ]
@@ -580,7 +600,7 @@ def _unexplained(reads: list[Operation], repeated: dict[tuple[Any, Any], _Versio
     return [
         op
         for op in reads
-        if (versions := get((op[0], op[2])) or get((op[0], _canonical(op[2])))) is None
+        if (versions := get((op[0], op[2])) or get((op[0], canonical(op[2])))) is None
         or (begun := bisect_right(versions.starts, op[4])) == 0
         or versions.superseded[begun - 1] < op[3]
     ]
@@ -659,6 +679,19 @@ def _operations_within(spans: list[tuple[Any, int, int]], history: Sequence[Oper
     return nearby
 
 
+def _rank(violation: Violation, op: Operation) -> int:
+    """Which operations a short timeline keeps first: the likely culprits, then writes, then other reads.
+
+    A culprit is a read that returned the same old value and began before the newer write
+    was acknowledged: the one whose late fill put that value back (the stale-set race).
+    """
+    newer = violation.newer
+    if op.kind == READ and newer is not None and op.start_ns < newer.end_ns:
+        if canonical(op.value) == canonical(violation.read.value):
+            return 0
+    return 1 if op.kind == WRITE else 2
+
+
 def _with_window(violation: Violation, begin: int, end: int, nearby: list[Operation]) -> Violation:
     """Add what else touched the key between ``begin`` and ``end`` (a dozen lines at most)."""
     essential = violation.essential()
@@ -667,7 +700,7 @@ def _with_window(violation: Violation, begin: int, end: int, nearby: list[Operat
         for op in nearby
         if op.end_ns >= begin and op.start_ns <= end and all(op is not chosen for chosen in essential)
     ]
-    others.sort(key=lambda op: (op.kind != WRITE, op.start_ns))
+    others.sort(key=lambda op: (_rank(violation, op), op.start_ns))
     room = max(0, _TIMELINE_LINES - len(essential))
     return replace(
         violation,
