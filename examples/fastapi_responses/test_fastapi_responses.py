@@ -332,7 +332,7 @@ def database_load(api_run: Any, cache_bench: Any, cache_monitor: Any, **app_opti
     return api_run(scenario, **app_options)
 
 
-# Caught bug #4: without single flight the claim holds only while users pause (measured 14-23%).
+# Caught bug #4: without single flight the claim holds only while users pause (measured 13.7-23%).
 @pytest.mark.xfail(strict=True, raises=AssertionError, reason="invalidation herds: every miss queries the store")
 def test_database_load_is_at_most_the_reports(api_run: Any, cache_bench: Any, cache_monitor: Any) -> None:
     run = database_load(api_run, cache_bench, cache_monitor, key_prefix="autus-herd")
