@@ -55,6 +55,7 @@ def run_once(condition: Condition) -> None:
         return
     lines = [line.strip() for line in completed.stdout.splitlines() if any(m in line for m in FAILURE_MARKERS)]
     condition.failures.append([f"exit {completed.returncode}", *lines[:4]])
+    progress("red run: " + " | ".join(condition.failures[-1]))  # streamed too: a long run may be cut short
 
 
 def progress(message: str) -> None:
