@@ -8,6 +8,11 @@ the healthy layer bumps a namespace version (constant time), the slow one sends 
 single command but does O(n) work per invalidation (slope ~1), so only timing can tell.
 Goals: at most 1 false failure in 200 on the healthy layer, at least 199 detections in
 200 on the slow one (a slow layer needs no more than 60 samples to fail clearly).
+``mean_ms``, ``p999_ms`` (issue 12) and ``cache_invalidation(mean_ms)`` are judged the same way;
+the baseline-rule row sets a ``mean_ms`` ceiling just under the machine's own round trip (0.9 x
+the lower of the GETs' mean and the baseline probes' mean, plain GETs with no injected delay): no
+layer can meet it, so every run must come out passed or inconclusive, never failed (its
+"detected" column is not applicable). ``--busy 2`` holds both cores of a 2-core machine.
 Ceiling = 2 x the healthy layer's true value, measured over the very runs the checks judge
 (pooled samples, under the same load), so that a slow spell of the machine while they run
 counts in the true value, as it would in a user's: the checks are evaluated after the runs.
@@ -15,13 +20,14 @@ counts in the true value, as it would in a user's: the checks are evaluated afte
 The checks run exactly as under pytest (same monitor, same ``evaluate``), on a real
 redis-server; only the pytest glue around them is left out.
 
-    python benchmarks/bench_timing_reliability.py [--runs 200] [--server-bin redis-server]
+    python benchmarks/bench_timing_reliability.py [--runs 200] [--busy 1|2] [--new-only] [--server-bin redis-server]
 """
 
 from __future__ import annotations
 
 import argparse
 import multiprocessing
+import os
 import statistics
 import sys
 import time
@@ -37,6 +43,9 @@ from pytest_cachecheck.observe.monitor import CacheMonitor
 
 COMMANDS_PER_RUN = 60  # one test's worth of cache reads for cache_latency
 P99_COMMANDS_PER_RUN = 400  # a p99 ceiling needs >= 299 samples to be decided either way
+P999_COMMANDS_PER_RUN = 3000  # a p99.9 ceiling needs >= 2995 samples to pass
+INVALIDATIONS_PER_RUN = 8  # an invalidation mean needs >= 6 visibility latencies
+BASELINE_CEILING_SHARE = 0.9  # the baseline row's ceiling: just under the machine's own mean round trip
 SLOW_MAX_COMMANDS_PER_RUN = 2
 SCALING_SIZES = (100, 1_000, 10_000)
 O1_WORK_PER_KEY_S = 2e-6  # the slow layer's O(n) work: 0.2 ms at 100 keys, 20 ms at 10,000
@@ -116,8 +125,14 @@ def scaling_workload(client: Any, linear: bool) -> Callable[[TestContext], None]
     return body
 
 
-def invalidation_workload(client: Any, write_cost_s: float, run: int) -> Callable[[TestContext], None]:
+def invalidation_workload(
+    client: Any, write_cost_s: float, run: int, repeats: int = 1
+) -> Callable[[TestContext], None]:
     def body(context: TestContext) -> None:
+        for repeat in range(repeats):
+            once(context, f"{run}-{repeat}")
+
+    def once(context: TestContext, run: str) -> None:
         database = {"value": f"old-{run}".encode()}
 
         def read() -> bytes:
@@ -204,6 +219,65 @@ def durations_ms(contexts: list[TestContext]) -> list[float]:
     return [event.duration_ms for context in contexts for event in context.monitor.events]
 
 
+def baseline_means_ms(contexts: list[TestContext]) -> list[float]:
+    return [duration / 1e6 for context in contexts for _, duration in context.monitor.baseline]
+
+
+def measure_new(client: Any, runs: int, rows: dict[str, Row]) -> None:
+    """Issue 12's rows: mean_ms, p999_ms, invalidation mean_ms, and the baseline rule."""
+    base_delay = 0.001
+    contexts = collect(runs, lambda: latency_workload(client, base_delay))
+    true = statistics.fmean(durations_ms(contexts))
+    rows["mean"] = Row("cache_latency(mean_ms)", f"{true:.3f} ms", f"{2 * true:.3f} ms", "")
+    params = {"mean_ms": 2 * true}
+    tally(contexts, [(rows["mean"], latency.CHECK, params)], healthy=True)
+    slow = collect(runs, lambda: latency_workload(client, 3 * 2 * true / 1000))
+    rows["mean"].true_slow = f"~{statistics.fmean(durations_ms(slow)):.3f} ms"
+    tally(slow, [(rows["mean"], latency.CHECK, params)], healthy=False)
+    progress("mean_ms done")
+
+    # p99.9 on plain GETs (no injected delay: 3,000 commands per run must stay short)
+    contexts = collect(runs, lambda: latency_workload(client, 0.0, P999_COMMANDS_PER_RUN))
+    true = percentile_of(durations_ms(contexts), 0.999)
+    label = f"cache_latency(p999_ms), {P999_COMMANDS_PER_RUN} GETs"
+    rows["p999"] = Row(label, f"{true:.3f} ms", f"{2 * true:.3f} ms", "")
+    params = {"p999_ms": 2 * true}
+    tally(contexts, [(rows["p999"], latency.CHECK, params)], healthy=True)
+    slow = collect(runs, lambda: latency_workload(client, 3 * 2 * true / 1000))
+    rows["p999"].true_slow = f"~{percentile_of(durations_ms(slow), 0.5):.3f} ms"
+    tally(slow, [(rows["p999"], latency.CHECK, params)], healthy=False)
+    progress("p999_ms done")
+
+    serial = iter(range(2 * runs))
+    cost = 0.001
+    contexts = collect(runs, lambda: invalidation_workload(client, cost, next(serial), INVALIDATIONS_PER_RUN))
+    true = statistics.fmean(
+        result.latency_ms for context in contexts for result in context.data[invalidation.DATA_MEASURE]
+    )
+    label = f"cache_invalidation(mean_ms), {INVALIDATIONS_PER_RUN} measures"
+    rows["inv mean"] = Row(label, f"{true:.3f} ms", f"{2 * true:.3f} ms", f"~{6 * true:.3f} ms")
+    check = [(rows["inv mean"], invalidation.CHECK, {"mean_ms": 2 * true})]
+    tally(contexts, check, healthy=True)
+    slow_cost = 3 * 2 * true / 1000
+    slow = collect(runs, lambda: invalidation_workload(client, slow_cost, next(serial), INVALIDATIONS_PER_RUN))
+    tally(slow, check, healthy=False)
+    progress("invalidation mean_ms done")
+
+    contexts = collect(runs, lambda: latency_workload(client, 0.0))
+    probe_mean = statistics.fmean(baseline_means_ms(contexts))
+    get_mean = statistics.fmean(durations_ms(contexts))
+    # under both: the GETs miss it clearly, and so does the machine's own round trip
+    ceiling = BASELINE_CEILING_SHARE * min(probe_mean, get_mean)
+    rows["baseline"] = Row(
+        "baseline rule: mean_ms just under own round trip",
+        f"{get_mean:.3f} ms",
+        f"{ceiling:.3f} ms",
+        f"probe mean {probe_mean:.3f} ms",
+    )
+    tally(contexts, [(rows["baseline"], latency.CHECK, {"mean_ms": ceiling})], healthy=True)
+    progress("baseline rule done")
+
+
 def measure_all(client: Any, runs: int) -> dict[str, Row]:
     """Every check on its healthy layer, then on its slow one; the ceilings are twice the healthy
     layers' true values, measured over the very runs the checks judge (under the same load)."""
@@ -287,6 +361,8 @@ def measure_all(client: Any, runs: int) -> dict[str, Row]:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=200)
+    parser.add_argument("--busy", type=int, choices=(1, 2), default=1, help="cores held by busy loops")
+    parser.add_argument("--new-only", action="store_true", help="only issue 12's rows (mean, p99.9, baseline)")
     parser.add_argument("--server-bin", default="redis-server")
     options = parser.parse_args()
     runs = options.runs
@@ -295,25 +371,30 @@ def main() -> int:
     info = backend.start()
     client = backend.client()
     instrument.install()
-    load = multiprocessing.Process(target=busy_loop, daemon=True)
-    load.start()
+    loads = [multiprocessing.Process(target=busy_loop, daemon=True) for _ in range(options.busy)]
+    for load in loads:
+        load.start()
     started = time.perf_counter()
     try:
-        rows = measure_all(client, runs)
+        rows = {} if options.new_only else measure_all(client, runs)
+        measure_new(client, runs, rows)
     finally:
-        load.terminate()
-        load.join()
+        for load in loads:
+            load.terminate()
+            load.join()
         instrument.uninstall()
         client.close()
         backend.stop()
     elapsed = time.perf_counter() - started
     print(
-        f"redis {info.version}; {runs} runs per layer and check; a busy-loop process loaded one core; "
+        f"redis {info.version}; {runs} runs per layer and check; {options.busy} busy-loop process(es) loaded "
+        f"{options.busy} core(s) of {multiprocessing.cpu_count()}; load average {os.getloadavg()[0]:.2f} at the end; "
         f"{elapsed:.0f} s under load"
     )
     print(
         f"cache_latency: {COMMANDS_PER_RUN} GETs per run (p99: {P99_COMMANDS_PER_RUN}); cache_invalidation: "
-        f"1 measure() per run, o1: scaling() over sizes {SCALING_SIZES}, 5 repetitions; "
+        f"1 measure() per run (mean_ms: {INVALIDATIONS_PER_RUN}), o1: scaling() over sizes {SCALING_SIZES}, "
+        "5 repetitions; "
         "cache_speedup: 21 rounds per run"
     )
     print()
@@ -322,7 +403,8 @@ def main() -> int:
     ok = True
     for key, row in rows.items():
         informative = key == "max typical"
-        passed = row.false_failures <= MAX_FALSE_FAILURES and row.detected >= MIN_DETECTED_SHARE * runs
+        rule_only = key == "baseline"  # no layer can meet its ceiling: only "never failed" is asked
+        passed = row.false_failures <= MAX_FALSE_FAILURES and (rule_only or row.detected >= MIN_DETECTED_SHARE * runs)
         ok &= passed or informative
         table.append(
             (
@@ -332,7 +414,7 @@ def main() -> int:
                 row.true_slow,
                 f"{row.false_failures}/{runs}",
                 f"{row.inconclusive}/{runs}",
-                "-" if informative else f"{row.detected}/{runs}",
+                "-" if informative or rule_only else f"{row.detected}/{runs}",
                 "info" if informative else ("met" if passed else "MISSED"),
             )
         )
