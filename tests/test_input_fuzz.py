@@ -268,6 +268,8 @@ ABOVE_0 = st.floats(1e-3, 1e6) | st.integers(1, 10**6)
 GLOBS = st.sampled_from(["*", "user:*", "a[b]", "k?"])
 COMMANDS = st.sampled_from(["GET", "get", "config set", "HGETALL", "KEYS"])
 WHOLE = st.integers(0, 100)
+LATENCY_CEILINGS = ("mean_ms", "p50_ms", "p95_ms", "p99_ms", "p999_ms", "max_ms")
+COST_BOUNDS = ("round_trips", "commands", "bytes")
 MARKERS: dict[str, tuple[tuple[str, ...], Params, Callable[[dict[str, Any]], str | None]]] = {
     "cache_hit_rate": (
         ("min",),
@@ -283,21 +285,36 @@ MARKERS: dict[str, tuple[tuple[str, ...], Params, Callable[[dict[str, Any]], str
         ("max_ms",),
         {
             "max_ms": (optional(number(0, open_low=True)), None, st.none() | ABOVE_0),
+            "mean_ms": (optional(number(0, open_low=True)), None, st.none() | ABOVE_0),
             "o1": (is_bool, False, st.booleans()),
         },
-        lambda a: "give" if a["max_ms"] is None and a["o1"] is not True else None,
+        lambda a: "give" if a["max_ms"] is None and a["mean_ms"] is None and a["o1"] is not True else None,
     ),
     "cache_latency": (
         (),
         {
             **{
                 name: (optional(number(0, open_low=True)), None, st.none() | ABOVE_0)
-                for name in ("p50_ms", "p95_ms", "p99_ms", "max_ms")
+                for name in LATENCY_CEILINGS
             },
             "pattern": (glob, "*", GLOBS),
             "command": (optional(command_name), None, st.none() | COMMANDS),
         },
-        lambda a: "give" if all(a[n] is None for n in ("p50_ms", "p95_ms", "p99_ms", "max_ms")) else None,
+        lambda a: "give" if all(a[n] is None for n in LATENCY_CEILINGS) else None,
+    ),
+    "cache_cost": (
+        (),
+        {name: (optional(lambda v: whole_number(v) and v >= 0), None, st.none() | WHOLE) for name in COST_BOUNDS},
+        lambda a: "give" if all(a[n] is None for n in COST_BOUNDS) else None,
+    ),
+    "cache_size": (
+        (),
+        {
+            "max_value_bytes": (optional(lambda v: whole_number(v) and v >= 0), None, st.none() | WHOLE),
+            "memory_kb": (optional(number(0, open_low=True)), None, st.none() | ABOVE_0),
+            "pattern": (glob, "*", GLOBS),
+        },
+        lambda a: "give" if a["max_value_bytes"] is None and a["memory_kb"] is None else None,
     ),
     "cache_speedup": (("min",), {"min": (number(0, open_low=True), NO_DEFAULT, ABOVE_0)}, lambda a: None),
     "cache_stampede": (
@@ -453,7 +470,7 @@ def test_every_argument_with_every_tricky_value() -> None:
                 bound, message = outcome(lambda: CHECKS[name].spec.bind([], kwargs), MarkerError)  # noqa: B023
                 assert (message is not None) == bool(problems), f"{name}({kwargs}): {message or bound}"
                 cases += 1
-    assert cases == 323  # every (marker, argument, value) triple
+    assert cases == 476  # every (marker, argument, value) triple: 28 arguments x 17 values
 
 
 # ---------------------------------------------------------------- target files
