@@ -97,8 +97,11 @@ def readers(cache_url, tracking):
     return read
 
 
+# max_staleness_ms: a push is sent when the write is, yet may arrive after the writer's reply, so a
+# local hit can be a moment stale even with tracking on (20 stale reads on a busy matrix cell);
+# with the pushes lost it stays stale for the rest of the run
 @pytest.mark.parametrize("tracking", [True, False])
-@pytest.mark.cache_no_stale_reads
+@pytest.mark.cache_no_stale_reads(max_staleness_ms=50)
 def test_driver(cache_url, cache_consistency, cache_monitor, tracking):
     writer = redis.Redis.from_url(cache_url)
     report = cache_consistency.run(
