@@ -11,6 +11,8 @@ from redis74_support import redis74_or_skip
 pytest.importorskip("redis.cache", reason="client-side caching needs redis-py >= 5.1")
 
 LOCAL_READS = """
+import time
+
 import pytest
 import redis
 from redis.cache import CacheConfig
@@ -27,6 +29,7 @@ def test_local_hits(cache_url, cache_monitor, cache_redis):
     for _ in range(100):
         assert client.get("user:1") == b"alice"
     cache_redis.set("user:1", b"bob")  # another client: the server pushes an invalidation
+    time.sleep(0.1)  # the push travels on its own; the SET's reply can come first on a busy machine
     assert client.get("user:1") == b"bob"
     stats = cache_monitor.stats()
     print(f"COUNTS {stats.hits} {stats.local_hits} {stats.server_hits} {stats.latency.count}")
@@ -48,7 +51,7 @@ def test_local_hits_are_counted_apart(pytester: pytest.Pytester) -> None:
     binary = redis74_or_skip()
     pytester.makepyfile(test_local=LOCAL_READS)
     result = pytester.runpytest(
-        "-p", "no:cacheprovider", "--cache-backend", "server", "--cache-server-bin", binary,
+        "-p", "no:cacheprovider", "--cache-backend", "server", f"--cache-server-bin={binary}",
         "--cache-report", "run.json", "-s",
     )  # fmt: skip
     result.assert_outcomes(passed=1, failed=1)
@@ -94,8 +97,11 @@ def readers(cache_url, tracking):
     return read
 
 
+# max_staleness_ms: a push is sent when the write is, yet may arrive after the writer's reply, so a
+# local hit can be a moment stale even with tracking on (20 stale reads on a busy matrix cell);
+# with the pushes lost it stays stale for the rest of the run
 @pytest.mark.parametrize("tracking", [True, False])
-@pytest.mark.cache_no_stale_reads
+@pytest.mark.cache_no_stale_reads(max_staleness_ms=50)
 def test_driver(cache_url, cache_consistency, cache_monitor, tracking):
     writer = redis.Redis.from_url(cache_url)
     report = cache_consistency.run(
@@ -114,7 +120,7 @@ def test_the_driver_judges_reads_served_locally(pytester: pytest.Pytester) -> No
     binary = redis74_or_skip()
     pytester.makepyfile(test_driven=DRIVEN)
     result = pytester.runpytest(
-        "-p", "no:cacheprovider", "--cache-backend", "server", "--cache-server-bin", binary, "-s", "-v"
+        "-p", "no:cacheprovider", "--cache-backend", "server", f"--cache-server-bin={binary}", "-s", "-v"
     )  # fmt: skip
     result.assert_outcomes(passed=1, failed=1)
     result.stdout.fnmatch_lines_random(

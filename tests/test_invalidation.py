@@ -212,6 +212,44 @@ def test_visibility_latency_ceiling(project: pytest.Pytester) -> None:
     )
 
 
+def test_the_info_round_trip_is_left_out_only_until_a_read_saw_the_old_value(project: pytest.Pytester) -> None:
+    """A slow ``INFO`` (40 ms injected around the real server-stats read) is the plugin's time: a
+    write visible at the first read is not charged for it, and a delete 100 ms after the write
+    is not made to look 40 ms sooner by it (it was, and failed the ceiling test on busy cells)."""
+    project.makepyfile(layer=SOURCE_OF_TRUTH)
+    project.makepyfile(
+        test_info="""
+        import time
+        import pytest
+        from layer import Layer
+        from pytest_cachecheck.observe.server_stats import ServerStatsProbe
+
+        @pytest.fixture(autouse=True)
+        def slow_info(monkeypatch):
+            real = ServerStatsProbe.counters
+            def counters(self):
+                time.sleep(0.04)
+                return real(self)
+            monkeypatch.setattr(ServerStatsProbe, "counters", counters)
+
+        def measure(cache_invalidation, layer):
+            layer.read()
+            return cache_invalidation.measure(lambda: layer.write(b"v2"), layer.read, b"v2")
+
+        def test_immediate(cache_redis, cache_invalidation):
+            result = measure(cache_invalidation, Layer(cache_redis))
+            assert result.server is not None and result.visible and result.reads == 1
+            assert result.latency_ms < 40, result
+
+        def test_delayed(cache_redis, cache_invalidation):
+            result = measure(cache_invalidation, Layer(cache_redis, delay_s=0.1))
+            assert result.server is not None and result.visible and result.reads > 1
+            assert result.latency_ms >= 100, result
+        """
+    )
+    run(project).assert_outcomes(passed=2)
+
+
 def test_async_callables(project: pytest.Pytester) -> None:
     project.makepyfile(
         test_async="""

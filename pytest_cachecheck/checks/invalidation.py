@@ -197,9 +197,12 @@ class InvalidationProbe:
             yield Call(write)
             write_end = perf_counter_ns()
         server, snapshot_ns = self._server_delta(before)
-        start += snapshot_ns  # the INFO round trip after the write is ours, not the application's
-        write_end += snapshot_ns
-        deadline = start + int(timeout_ms * 1e6)
+        # The INFO round trip after the write is ours: the first read comes that much later, so a
+        # value that became visible meanwhile is charged from the write's start minus that time.
+        # A read that still saw the old value came after it, so from then on the clock the
+        # application's invalidation runs on (a delayed delete, replication) is the wall clock.
+        # Never visible: the time waited, on the same clock as timeout_ms (without it).
+        deadline = start + snapshot_ns + int(timeout_ms * 1e6)
         reads, value, now = 0, None, write_end
         while True:
             value = yield Call(read)
@@ -212,7 +215,7 @@ class InvalidationProbe:
                 yield Sleep(min(elapsed * 0.05 / 1e9, _POLL_MAX_PAUSE_S))
         result = Visibility(
             visible=value == expect,
-            latency_ms=(now - start) / 1e6,
+            latency_ms=(now - start - (snapshot_ns if reads == 1 or value != expect else 0)) / 1e6,
             write_ms=(write_end - start) / 1e6,
             reads=reads,
             last_value=value,
