@@ -44,7 +44,7 @@ import redis
 from fakeredis._socket._base import BaseFakeSocket
 
 from pytest_cachecheck.backends.process import RedisProcess
-from pytest_cachecheck.observe import fake_server, instrument, stats, summary
+from pytest_cachecheck.observe import aggregate, fake_server, instrument, summary
 from pytest_cachecheck.observe.events import classify_raw
 from pytest_cachecheck.observe.instrument import RawEvent
 from pytest_cachecheck.observe.monitor import CacheMonitor
@@ -208,7 +208,7 @@ def byte_counting_pairs(records: list[RawEvent], rounds: int) -> dict[str, tuple
 
     def cache_stats(sized: bool) -> int:
         start = thread_time_ns()
-        result = stats.compute_stats(events, "*")
+        result = aggregate.compute_stats(events, "*")
         assert (result.bytes_written if sized else result.hit_rate) is not None
         return thread_time_ns() - start
 

@@ -18,9 +18,9 @@ import random
 import sys
 import time
 
+from pytest_cachecheck.observe.aggregate import compute_stats
 from pytest_cachecheck.observe.bursts import find_bursts
 from pytest_cachecheck.observe.events import Event
-from pytest_cachecheck.observe.stats import compute_stats
 
 GOAL_RATIO = 3.0
 

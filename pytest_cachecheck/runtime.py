@@ -22,11 +22,11 @@ from .checks.stampede import METRIC as METRIC_FILLS
 from .checks.stampede import SPEC as STAMPEDE_SPEC
 from .config import Settings
 from .interception import RawEvent
+from .observe.expiry import OWNED_BACKENDS, read_keys_at_end, setup_keys, without_setup_keys
 from .observe.memory import read_memory
 from .observe.monitor import CacheMonitor
 from .observe.server_stats import ServerCounters, ServerStatsProbe, difference
 from .observe.summary import RunSummary, own_metrics
-from .observe.ttl import OWNED_BACKENDS, read_keys_at_end, setup_keys, without_setup_keys
 from .own_commands import unobserved
 from .warning_types import InconclusiveCheckWarning, TimingNotEnforcedWarning
 

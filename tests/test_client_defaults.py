@@ -213,7 +213,7 @@ import asyncio
 import pytest
 import redis
 import redis.asyncio
-from pytest_cachecheck.observe.ttl import keys_without_ttl
+from pytest_cachecheck.observe.expiry import keys_without_ttl
 
 
 def workload(client, p):

@@ -9,10 +9,10 @@ import pytest
 
 from pytest_cachecheck.checks.target_file import Target
 from pytest_cachecheck.checks.targets import evaluate_targets
+from pytest_cachecheck.observe.aggregate import percentile
 from pytest_cachecheck.observe.events import classify_raw
-from pytest_cachecheck.observe.stats import percentile
+from pytest_cachecheck.observe.expiry import keys_without_ttl
 from pytest_cachecheck.observe.summary import LatencyHistogram, RunSummary
-from pytest_cachecheck.observe.ttl import keys_without_ttl
 
 
 @pytest.fixture(autouse=True)

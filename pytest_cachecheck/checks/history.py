@@ -28,8 +28,8 @@ from itertools import repeat
 from operator import itemgetter, le
 from typing import Any, NamedTuple, TypeVar
 
+from ..observe.aggregate import nearest_rank
 from ..observe.patterns import shown_value
-from ..observe.stats import nearest_rank
 
 READ = "read"
 WRITE = "write"
@@ -607,7 +607,7 @@ def _unexplained(reads: list[Operation], repeated: dict[tuple[Any, Any], _Versio
 
 
 def _p99_with_zeros(positive: list[int], total: int) -> int:
-    """Nearest-rank p99 (``observe.stats.percentile``) over ``total`` reads of which only ``positive``
+    """Nearest-rank p99 (``observe.aggregate.percentile``) over ``total`` reads of which only ``positive``
     had any staleness, without a list of the zeros."""
     if total <= 0:
         return 0

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from ..observe.aggregate import compute_stats, drop_first_reads
 from ..observe.patterns import MATCH_ALL
-from ..observe.stats import compute_stats, drop_first_reads
 from ..text import plural
 from .arguments import MarkerSpec, Param
 from .base import FAILED, PASSED, Check, CheckResult, TestContext

@@ -28,8 +28,8 @@ from . import latency
 from .arguments import MarkerSpec, Param, is_whole_number, require_number, require_whole
 from .base import FAILED, INCONCLUSIVE, PASSED, Check, CheckResult, Measurement, TestContext
 from .baseline import Baseline, explained
+from .bounds import loglog_slope
 from .drive import Call, Procedure, Sleep, drive, is_async
-from .statistics import loglog_slope
 
 O1_MAX_SLOPE = 0.25
 DEFAULT_SIZES = (100, 1_000, 10_000, 100_000)

@@ -2,7 +2,7 @@
 
 A ceiling fails only on clear evidence: the statistic's lower confidence bound must be above
 it (percentiles: an order statistic; the mean: the DKW/Anderson bound, both distribution-free,
-see ``statistics.py``), and the machine's own round trip over the same seconds (the baseline
+see ``bounds.py``), and the machine's own round trip over the same seconds (the baseline
 probes, ``baseline.py``) must not have been over it too. It passes when the upper bound is at
 or below the ceiling, and is inconclusive (a warning) otherwise, typically because there were
 too few samples to show a p99. ``max_ms`` needs no bound: the true maximum is at least the
@@ -21,7 +21,7 @@ from ..observe.patterns import MATCH_ALL, key_shape, matcher
 from .arguments import MarkerSpec, Param
 from .base import FAILED, INCONCLUSIVE, PASSED, Check, CheckResult, TestContext
 from .baseline import QUANTILES, Baseline, explained, label, over_span
-from .statistics import mean_lower_bound, mean_upper_bound, quantile_bounds, samples_needed_for_upper_bound
+from .bounds import mean_lower_bound, mean_upper_bound, quantile_bounds, samples_needed_for_upper_bound
 
 # A false failure costs a red build, an unproven pass only a warning: the levels differ.
 FAIL_CONFIDENCE = 0.999

@@ -12,10 +12,10 @@ from __future__ import annotations
 from typing import Any
 
 from ..metrics import KB, format_bytes
+from ..observe.aggregate import compute_stats
 from ..observe.commands import WRITE
 from ..observe.memory import MemoryAtEnd
 from ..observe.patterns import MATCH_ALL, matcher, shown_key
-from ..observe.stats import compute_stats
 from .arguments import MarkerSpec, Param
 from .base import FAILED, PASSED, Check, CheckResult, TestContext
 

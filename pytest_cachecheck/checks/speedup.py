@@ -27,16 +27,16 @@ from dataclasses import dataclass
 from time import perf_counter_ns
 from typing import Any
 
+from ..observe.aggregate import compute_stats, percentile
 from ..observe.events import Event
-from ..observe.stats import compute_stats, percentile
 from ..text import plural
 from .arguments import MarkerSpec, Param, require_whole
 from .base import FAILED, INCONCLUSIVE, PASSED, Check, CheckResult, Measurement, TestContext
+from .bounds import MedianInterval, QuantileBounds, median_interval, quantile_bounds
 from .cost import measure_cost
 from .drive import Call, Procedure, drive, is_async
 from .origin import SourceCounter, counting, where_found
 from .stampede import StampedeRun
-from .statistics import MedianInterval, QuantileBounds, median_interval, quantile_bounds
 
 CONFIDENCE = 0.99
 DATA_SPEEDUP = "speedup"

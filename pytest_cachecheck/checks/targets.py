@@ -37,8 +37,8 @@ from ..observe.summary import LatencyHistogram, PatternSummary, RunSummary
 from ..text import plural
 from .base import INCONCLUSIVE, NOT_ENFORCED
 from .baseline import QUANTILES, Baseline, explained
+from .bounds import quantile_lower_rank
 from .hit_rate import hits_text
-from .statistics import quantile_lower_rank
 from .target_file import Target
 
 MET = "met"

@@ -2,7 +2,7 @@
 
 Reads the real TTLs from the server when the test body has ended (before the per-test
 clean-up). On backends the plugin owns, every key in the database then is the test's and
-is judged (``observe.ttl.read_keys_at_end``: keys made inside scripts, by clients the
+is judged (``observe.expiry.read_keys_at_end``: keys made inside scripts, by clients the
 plugin does not observe...); elsewhere (``url``), every key the test wrote. TTLs set
 inside Lua scripts, by ``EXPIRE`` after the write, or by a library's own options all count. The TTL a key was given is
 estimated as the remaining PTTL plus the time since it was set: at the earliest when the
@@ -22,8 +22,8 @@ from typing import Any
 
 from ..observe.commands import WRITE
 from ..observe.events import Event
+from ..observe.expiry import GIVES_TTL, KeysAtEnd
 from ..observe.patterns import MATCH_ALL, key_shape, matcher, shown_key
-from ..observe.ttl import GIVES_TTL, KeysAtEnd
 from ..own_commands import unobserved
 from .arguments import MarkerSpec, Param
 from .base import FAILED, INCONCLUSIVE, PASSED, Check, CheckResult, TestContext

@@ -6,12 +6,12 @@ import contextlib
 from collections.abc import Iterable, Iterator
 from typing import TypeVar
 
+from .aggregate import CacheStats, compute_stats
 from .commands import written_key_texts
 from .events import Event, classify_raw
 from .instrument import RawEvent, state
 from .patterns import MATCH_ALL
 from .probe import probes, route_baseline
-from .stats import CacheStats, compute_stats
 
 T = TypeVar("T")
 

@@ -17,14 +17,14 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..metrics import METRICS, MS, Measurement
+from .aggregate import HitRate, nearest_rank
 from .commands import DELETE, ERROR, HIT, MISS, WRITE, classify, classify_single, key_text
 from .events import Event
+from .expiry import KeysAtEnd, keys_without_ttl
 from .instrument import LOCAL, RawEvent
 from .memory import MemoryAtEnd
 from .patterns import MATCH_ALL, key_shape, matcher
 from .sizes import payload_sizes, written_sizes
-from .stats import HitRate, nearest_rank
-from .ttl import KeysAtEnd, keys_without_ttl
 
 # Histogram buckets: values below 2**SUB_BITS+1 ns are exact; above, each power of two
 # is split in 2**SUB_BITS buckets, so a bucket's width is at most 1/64 (1.6 %) of its value.
@@ -97,7 +97,7 @@ class LatencyHistogram:
         return self.total_ns / self.count / 1e6 if self.count else None
 
     def mean_lower_bound_ms(self, confidence: float) -> float | None:
-        """``checks.statistics.mean_lower_bound`` over the histogram, each duration read at its bucket's
+        """``checks.bounds.mean_lower_bound`` over the histogram, each duration read at its bucket's
         lower edge (so the bound stays a lower bound): the empirical survival curve lowered by
         eps = sqrt(ln(1 / (1 - confidence)) / (2 n)), integrated. None when eps >= 1."""
         if not self.count:
@@ -117,7 +117,7 @@ class LatencyHistogram:
         return bound / 1e6
 
     def percentile_ms(self, fraction: float) -> float | None:
-        """Nearest-rank percentile (as ``observe.stats.percentile``), within 1.6 % above the exact value."""
+        """Nearest-rank percentile (as ``observe.aggregate.percentile``), within 1.6 % above the exact value."""
         if not self.count:
             return None
         return self.value_at_rank_ms(nearest_rank(self.count, fraction))

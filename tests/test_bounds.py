@@ -8,7 +8,7 @@ from fractions import Fraction
 
 import pytest
 
-from pytest_cachecheck.checks.statistics import (
+from pytest_cachecheck.checks.bounds import (
     binomial_cdf,
     loglog_slope,
     median_interval,
