@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import shutil
 import tarfile
+import tempfile
 from pathlib import Path
 
 import nox
@@ -51,12 +52,32 @@ CELLS: dict[str, dict[str, str]] = {
 }
 
 #: What the source release must carry besides the package: the means to test it and to read about it.
-SDIST_CARRIES = ("conftest.py", "tests/compat/conftest.py", "tests/test_backends.py", "docs/ci.md", "README.md",
-                 "CHANGELOG.md", "LICENSE", "noxfile.py")
+SDIST_CARRIES = (
+    "conftest.py",
+    "tests/compat/conftest.py",
+    "tests/test_backends.py",
+    "docs/ci.md",
+    "README.md",
+    "CHANGELOG.md",
+    "LICENSE",
+    "noxfile.py",
+)
+
+#: The README's first command, after its install: the examples with their run-wide targets.
+FIRST_COMMAND = ("examples", "-p", "no:cacheprovider", "--cache-targets", "examples/targets.toml")
+_WHERE = "import pytest_cachecheck; print(pytest_cachecheck.__file__)"
 
 #: The core suite: no caching libraries, no Docker engine, no browser.
-CORE = ["tests", "--ignore=tests/compat", "--ignore=tests/test_backend_docker.py",
-        "--ignore=tests/test_report_html_browser.py", "-k", "not docker", "-p", "no:cacheprovider"]
+CORE = [
+    "tests",
+    "--ignore=tests/compat",
+    "--ignore=tests/test_backend_docker.py",
+    "--ignore=tests/test_report_html_browser.py",
+    "-k",
+    "not docker",
+    "-p",
+    "no:cacheprovider",
+]
 
 
 #: Printed by each cell before its tests: the versions the cell really got.
@@ -90,7 +111,7 @@ for _name, _pins in CELLS.items():
 
 @nox.session(name="release")
 def release(session: nox.Session) -> None:
-    """sdist + wheel, twine check, the wheel alone in a clean venv registers the plugin."""
+    """sdist + wheel, twine check; the wheel in a clean venv: pytest --help, the README's first command."""
     session.install("build", "twine")
     dist = Path(session.create_tmp()) / "dist"
     shutil.rmtree(dist, ignore_errors=True)
@@ -112,4 +133,26 @@ def release(session: nox.Session) -> None:
     absent = [option for option in ("--cache-backend", "--cache-targets", "--cache-report") if option not in help_text]
     if absent:
         session.error(f"pytest --help from the installed wheel lacks {', '.join(absent)}")
+    _first_command(session, clean, wheel)
     session.log(f"release ok: {', '.join(Path(path).name for path in built)}")
+
+
+def _first_command(session: nox.Session, clean: Path, wheel: str) -> None:
+    """The README's first command on the wheel instead of the checkout: ``[examples]`` installed
+    from the wheel into the clean venv, then the examples with their targets, run from a copy
+    outside the checkout so that nothing but the installed wheel can be imported (checked).
+    Costs the examples' dependencies (from pip's cache after the first run) and their ~25 s run."""
+    clean = clean.resolve()  # the runs below change directory
+    python = str(clean / "bin" / "python")
+    session.run(python, "-m", "pip", "install", "-q", f"{Path(wheel).resolve()}[examples]", external=True)
+    # outside the checkout: no pyproject.toml or conftest.py of the repository above it either
+    work = Path(tempfile.mkdtemp(prefix="cachecheck-first-command-"))
+    shutil.copytree("examples", work / "examples", ignore=shutil.ignore_patterns("__pycache__"))
+    try:
+        with session.chdir(work):
+            where = session.run(python, "-c", _WHERE, external=True, silent=True) or ""
+            if not Path(where.strip()).resolve().is_relative_to(clean):
+                session.error(f"the examples would import pytest_cachecheck from {where.strip()}, not the wheel")
+            session.run(python, "-m", "pytest", *FIRST_COMMAND, external=True)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
