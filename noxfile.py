@@ -1,7 +1,7 @@
 """The version matrix: the core suite against each supported redis-py, fakeredis, pytest and valkey-py.
 
 Every cell is its own session, run one at a time (``nox -l`` lists them, ``nox -s redis-5.0`` runs
-one, ``nox -s oldest newest`` the diagonal CI runs). A cell installs the package with its ``test``
+one, ``nox -s oldest middle newest`` the diagonal). A cell installs the package with its ``test``
 extra into a fresh virtualenv, pins its versions on top, and runs the core suite. The ranges in
 ``pyproject.toml`` are the ones these cells prove: move a floor there and here together.
 
@@ -46,8 +46,10 @@ CELLS: dict[str, dict[str, str]] = {
     "pytest-8": {"pytest": "pytest==8.*"},
     "pytest-9": {"pytest": "pytest==9.*"},
     "valkey": {"valkey": "valkey"},
-    # the diagonal: every floor together, and every newest release together (with valkey-py)
+    # the diagonal: every floor together, a middle release of each together, and every newest
+    # release together (with valkey-py). CI runs oldest and middle; its own suite is the newest.
     "oldest": dict(OLDEST),
+    "middle": {"redis": "redis==6.4.*", "fakeredis": "fakeredis[lua]==2.40.*", "pytest": "pytest==8.*"},
     "newest": {**NEWEST, "valkey": "valkey"},
 }
 

@@ -38,10 +38,12 @@ mypy
 python -m pytest -n 2 "$@"
 
 # The diagonal of the version matrix (noxfile.py): the suite above is its newest corner (this
-# venv resolves every dependency to its newest release); the core suite on every declared floor
-# together is the oldest corner; then the release checks (sdist + wheel, twine check, the wheel
-# alone in a clean venv). Each nox cell is a fresh venv. `nox -s newest` adds valkey-py.
-nox -s oldest release
+# venv resolves every dependency to its newest release, valkey-py included by the dev extra); the
+# core suite on every declared floor together is the oldest corner, on a middle release of each
+# (redis-py 6.4, fakeredis 2.40, pytest 8) the middle; then the release checks (sdist + wheel,
+# twine check, the wheel alone in a clean venv: pytest --help and the first command of the README).
+# Each nox cell is a fresh venv.
+nox -s oldest middle release
 
 # The examples check the reports' claims, each with the statistic the report states (averages as
 # mean_ms, p99.9 as p999_ms), and their count-based companions (round trips per call, O(1) command
