@@ -123,3 +123,13 @@ def test_await_run_with_async_callables_finds_the_stale_read(pytester: pytest.Py
     summary = output.split("short test summary info")[1]
     assert "test_locked" not in summary and "test_arguments_are_checked_at_the_call" not in summary
     assert "never awaited" not in output.replace("would never await", "")
+
+
+@pytest.mark.parametrize("bound", [float("inf"), True, -1])
+def test_a_staleness_bound_follows_the_markers_number_rule(bound: object) -> None:
+    """``max_staleness_ms`` of ``run()`` and ``check()``: an infinite bound would check nothing, a bool is no number."""
+    from pytest_cachecheck import CacheConsistency
+
+    with pytest.raises(ValueError, match=r"^cache_consistency: max_staleness_ms must be a number >= 0, got "):
+        CacheConsistency(None).check(max_staleness_ms=bound)  # type: ignore[arg-type]
+    assert CacheConsistency(None).check(max_staleness_ms=5).ok
