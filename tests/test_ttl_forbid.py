@@ -71,7 +71,7 @@ def test_ttl_marker(pytester: pytest.Pytester) -> None:
             "*test_pattern_and_optional PASSED*",
             "*cache_ttl: 2 of 3 keys written in this test have no TTL: user:2:profile, user:3:tags",
             "*cache_ttl: 1 key(s) have a TTL below min_s=30: page:about (0.5* s); "
-            "1 key(s) have a TTL above max_s=600: page:home (3600 s)",
+            "1 key(s) have a TTL above max_s=600: page:home (3[56]* s)",  # 3599.99 s when the check runs 10 ms later on a loaded machine
             "*cache_ttl: no writes of keys were observed in this test*so no TTL could be checked",
             "*@pytest.mark.cache_ttl: 'min_s' (10) must not be greater than 'max_s' (1)",
         ]
