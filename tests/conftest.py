@@ -14,13 +14,12 @@ INNER_RUN_OPTIONS = "-p no:cacheprovider -p no:hypothesispytest -p no:anyio"
 
 
 @pytest.fixture(autouse=True)
-def _pytester_runs_without_cacheprovider(request: pytest.FixtureRequest) -> None:
-    """Inner runs (in-process and subprocess) get ``INNER_RUN_OPTIONS``.
-
-    Pytester clears ``PYTEST_ADDOPTS`` when it starts; set after it, the options reach every
-    ``runpytest`` call, so a new test need not pass ``-p no:cacheprovider`` itself.
+def _inner_runs_get_the_shared_options(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every inner pytest run gets ``INNER_RUN_OPTIONS`` through ``PYTEST_ADDOPTS``: pytester's
+    (in-process and subprocess) and the ones a test starts itself (``subprocess`` in test_lifecycle),
+    so a new test need not pass ``-p no:cacheprovider`` itself. Pytester clears ``PYTEST_ADDOPTS``
+    when it starts: set after it. The outer run read its options long before.
     """
-    if "pytester" not in request.fixturenames:
-        return
-    request.getfixturevalue("pytester")
-    request.getfixturevalue("monkeypatch").setenv("PYTEST_ADDOPTS", INNER_RUN_OPTIONS)
+    if "pytester" in request.fixturenames:
+        request.getfixturevalue("pytester")
+    monkeypatch.setenv("PYTEST_ADDOPTS", INNER_RUN_OPTIONS)
