@@ -125,6 +125,56 @@ def test_await_run_with_async_callables_finds_the_stale_read(pytester: pytest.Py
     assert "never awaited" not in output.replace("would never await", "")
 
 
+FORGOTTEN = """
+import asyncio
+
+from async_layer import AsyncCacheAside
+
+
+def test_forgot_await_on_consistency(cache_consistency, cache_redis_async):
+    layer = AsyncCacheAside(cache_redis_async)
+    cache_consistency.run(layer.read, layer.write, keys=4, ops=200)  # a coroutine, never awaited
+
+
+def test_forgot_await_on_bench(cache_bench, cache_redis_async):
+    async def call():
+        await cache_redis_async.get("k")
+
+    async def cold():
+        await cache_redis_async.delete("k")
+
+    cache_bench.speedup(call, cold=cold)
+
+
+def test_awaited(cache_bench, cache_redis_async):
+    async def call():
+        await cache_redis_async.get("k")
+
+    asyncio.run(cache_bench.cost(call))
+"""
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_a_coroutine_nobody_awaited_fails_the_test(pytester: pytest.Pytester, backend: str) -> None:
+    """A sync test that calls a fixture method with ``async def`` callables and drops the coroutine
+    measured nothing: it fails with the line that says how to await it, and Python's own
+    "never awaited" RuntimeWarning is not added on top (the coroutine is closed)."""
+    pytester.makepyfile(async_layer=LAYER, test_forgotten=FORGOTTEN)
+    result = pytester.runpytest(f"--cache-backend={backend}", "-W", "error::RuntimeWarning")
+    result.assert_outcomes(passed=1, failed=2)
+    result.stdout.fnmatch_lines(
+        [
+            "*_ test_forgot_await_on_consistency _*",
+            "cache_consistency.run(...) returned a coroutine that was never awaited, so it measured nothing: in an "
+            "async test write `await cache_consistency.run(...)`, in a sync test "
+            "`asyncio.run(cache_consistency.run(...))`",
+            "*_ test_forgot_await_on_bench _*",
+            "cache_bench.speedup(...) returned a coroutine that was never awaited*",
+        ]
+    )
+    assert "RuntimeWarning" not in result.stdout.str()
+
+
 @pytest.mark.parametrize("bound", [float("inf"), True, -1])
 def test_a_staleness_bound_follows_the_markers_number_rule(bound: object) -> None:
     """``max_staleness_ms`` of ``run()`` and ``check()``: an infinite bound would check nothing, a bool is no number."""

@@ -27,7 +27,7 @@ from ...observe import instrument
 from ...observe.commands import classify
 from ..arguments import require_number
 from ..base import Measurement, TestContext
-from ..drive import is_async
+from ..drive import handed_out, is_async
 from ..history import ConsistencyReport, Operation, TracedCommand, Violation, check_history
 from .amplifier import Amplification, TraceEntry, commands_of
 from .driver import Driver, NotAwaited, drive_tasks, drive_threads, make_plan, run_async, run_sync
@@ -103,7 +103,7 @@ class CacheConsistency:
             read, write, truth, keys, threads, ops, read_ratio, amplify, seed, max_staleness_ms, is_async=asynchronous
         )
         if asynchronous:
-            return self._run_tasks(driver)
+            return handed_out(self._run_tasks(driver), "cache_consistency.run")
         try:
             with instrument.intercepting(driver.amplifier):
                 run_sync(driver.setup(), {key: threading.Lock() for key in driver.plan.keys})
