@@ -113,10 +113,10 @@ def test_a_strict_job_turns_an_inconclusive_check_into_an_error(pytester: pytest
             cache_redis.get("a")
         """
     )
-    relaxed = pytester.runpytest("-p", "no:cacheprovider")
+    relaxed = pytester.runpytest()
     relaxed.assert_outcomes(passed=1, warnings=1)
     relaxed.stdout.fnmatch_lines(["*test_few.py:3: InconclusiveCheckWarning: cache_latency inconclusive: p99*"])
-    strict = pytester.runpytest("-p", "no:cacheprovider", "-W", f"error::{category}")
+    strict = pytester.runpytest("-W", f"error::{category}")
     strict.assert_outcomes(failed=1)
     strict.stdout.fnmatch_lines(["*InconclusiveCheckWarning: cache_latency inconclusive: p99*"])
 
