@@ -113,7 +113,10 @@ class Metric:
       the fixture metric named by ``of``; ``"rate"`` and ``"count"`` for the others;
     - ``measured_by``: what in a run measures it, for the "no data" hint;
     - ``meaning``: a parenthetical after the kind's expected value in error messages;
-    - ``target``: False for a metric that is only plotted (never a ``--cache-targets`` key).
+    - ``target``: False for a metric that is only plotted (never a ``--cache-targets`` key);
+    - ``baseline``: for a timing fixture metric, the statistic of the machine's own round trip
+      (the baseline probes, a ``COMMANDS`` metric's name) that a missed limit is read against;
+      ``COMMANDS`` metrics are read against their own statistic (see ``baseline_statistic``).
     """
 
     name: str
@@ -127,6 +130,12 @@ class Metric:
     meaning: str = ""
     target: bool = True
     of: str = ""  # FIXTURE "mean": the metric whose measurements it averages
+    baseline: str = ""
+
+    @property
+    def baseline_statistic(self) -> str | None:
+        """The baseline probes' statistic a missed limit is read against; None: the baseline has no say."""
+        return self.baseline or (self.name if self.source == COMMANDS else None)
 
     @property
     def floor(self) -> bool:
@@ -194,6 +203,7 @@ METRICS: dict[str, Metric] = {
             "max",
             "a test calling cache_invalidation.measure(...)",
             timing=True,
+            baseline="max_ms",
         ),
         Metric(
             "invalidation_mean_ms",
@@ -204,6 +214,7 @@ METRICS: dict[str, Metric] = {
             "a test calling cache_invalidation.measure(...)",
             timing=True,
             of="invalidation_ms",
+            baseline="mean_ms",
         ),
         Metric("max_value_bytes", BYTES, CEILING, VALUES, "max", "writes through a redis-py client"),
         Metric(

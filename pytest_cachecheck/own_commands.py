@@ -1,6 +1,6 @@
 """The plugin's own commands: ``unobserved()`` and their accounting for server-side deltas.
 
-A leaf module (it imports only the command table's ``word``): backends, probes and the
+A leaf module (it imports only ``text.word``): backends, probes and the
 instrumentation all use it, so no lower layer imports the instrumentation for it.
 Commands issued inside ``with unobserved():`` (set-up, clean-up, probes such as the
 stale-read check's ``PTTL``) are not recorded by the instrumentation, but counted per
@@ -19,7 +19,7 @@ from collections.abc import Callable, Iterator
 from contextvars import ContextVar
 from typing import Any
 
-from .observe.commands import word
+from .text import word
 
 # Why commands are not recorded right now: 0 (they are), GUARD (inside an observed
 # cluster call or pipeline: the outer call is recorded), PLUGIN (the plugin's own

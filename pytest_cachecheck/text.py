@@ -1,4 +1,5 @@
-"""Text for one-line messages: a value shown safely, a library's message flattened, a count with its noun.
+"""Text for one-line messages: a value shown safely, a library's message flattened, a count with its noun;
+and a Redis command's word as text (``word``), which the command table and own-command accounting share.
 
 A leaf module (stdlib only): every layer's errors and warnings are one line that names what
 to change, and these are the pieces they are built from, defined once.
@@ -7,6 +8,13 @@ to change, and these are the pieces they are built from, defined once.
 from __future__ import annotations
 
 from typing import Any
+
+
+def word(arg: Any) -> str:
+    """A command name or option word as text, upper-cased (``b"store"`` -> ``"STORE"``)."""
+    if isinstance(arg, (bytes, bytearray, memoryview)):
+        return bytes(arg).decode("latin-1").upper()
+    return str(arg).upper()
 
 
 def safe_repr(value: Any, limit: int = 80) -> str:

@@ -173,3 +173,13 @@ def test_a_coroutine_nobody_awaited_fails_the_test(pytester: pytest.Pytester, ba
         ]
     )
     assert "RuntimeWarning" not in result.stdout.str()
+
+
+@pytest.mark.parametrize("bound", [float("inf"), True, -1])
+def test_a_staleness_bound_follows_the_markers_number_rule(bound: object) -> None:
+    """``max_staleness_ms`` of ``run()`` and ``check()``: an infinite bound would check nothing, a bool is no number."""
+    from pytest_cachecheck import CacheConsistency
+
+    with pytest.raises(ValueError, match=r"^cache_consistency: max_staleness_ms must be a number >= 0, got "):
+        CacheConsistency(None).check(max_staleness_ms=bound)  # type: ignore[arg-type]
+    assert CacheConsistency(None).check(max_staleness_ms=5).ok

@@ -8,7 +8,7 @@ BACKENDS = pytest.mark.parametrize("backend", ["fake", "server"])
 
 
 def run(pytester: pytest.Pytester, backend: str, *args: str) -> pytest.RunResult:
-    return pytester.runpytest("-p", "no:cacheprovider", "--cache-backend", backend, *args)
+    return pytester.runpytest("--cache-backend", backend, *args)
 
 
 @BACKENDS

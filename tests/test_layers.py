@@ -1,5 +1,5 @@
 """Data flows one way (backend -> observation -> checks -> report): a lower layer never imports a higher one,
-and the leaf modules every layer shares import nothing of the package (the command table's ``word`` aside)."""
+and the leaf modules every layer shares import nothing of the package (``own_commands`` aside: ``text.word``)."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ LEAVES = {
     "interception": set(),
     "worker_id": set(),
     "text": set(),
-    "own_commands": {"observe.commands"},
+    "own_commands": {"text"},
 }
 HIGHER = {
     "backends": ("observe.instrument", "observe.monitor", "checks", "report", "config", "runtime", "plugin"),
@@ -25,20 +25,33 @@ HIGHER = {
 
 
 def imports_of(path: Path) -> set[str]:
-    """The package-relative modules ``path`` imports (``observe.commands``), type-checking-only ones included."""
+    """The package-relative modules ``path`` imports (``observe.commands``), type-checking-only ones included.
+
+    ``from ..observe import instrument`` names the module ``observe.instrument`` (a name imported
+    from a package is its module), ``from ..observe.commands import classify`` names ``observe.commands``.
+    """
     parts = path.relative_to(PACKAGE).with_suffix("").parts
     found = set()
     for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
         if isinstance(node, ast.ImportFrom) and node.level:
             base = list(parts[: len(parts) - node.level])
             module = ".".join([*base, *(node.module.split(".") if node.module else [])])
-            if node.module is None or module in ("", "observe", "checks", "backends", "report"):
-                found |= {".".join([*base, alias.name]).lstrip(".") for alias in node.names}
-            else:
-                found.add(module)
         elif isinstance(node, ast.ImportFrom) and (node.module or "").startswith("pytest_cachecheck"):
-            found.add(node.module.removeprefix("pytest_cachecheck").lstrip("."))
+            module = node.module.removeprefix("pytest_cachecheck").lstrip(".")
+        else:
+            continue
+        if (PACKAGE / module.replace(".", "/")).is_dir():
+            found |= {f"{module}.{alias.name}".lstrip(".") for alias in node.names}
+        else:
+            found.add(module)
     return found
+
+
+def test_a_module_imported_from_a_package_is_named_with_its_package() -> None:
+    # ``from ...observe import instrument`` in a subpackage: read as ``instrument`` alone, an import
+    # of a higher layer written this way (``from ..checks import targets``) would pass unseen
+    found = imports_of(PACKAGE / "checks" / "consistency" / "__init__.py")
+    assert {"observe.instrument", "checks.base", "checks.consistency.driver"} <= found
 
 
 @pytest.mark.parametrize("leaf", sorted(LEAVES))
@@ -49,8 +62,8 @@ def test_leaf_modules_import_nothing_of_ours(leaf: str) -> None:
 @pytest.mark.parametrize("layer", sorted(HIGHER))
 def test_no_layer_imports_a_higher_one(layer: str) -> None:
     wrong = {
-        f"{path.name} imports {module}"
-        for path in (PACKAGE / layer).glob("*.py")
+        f"{path.relative_to(PACKAGE)} imports {module}"
+        for path in (PACKAGE / layer).rglob("*.py")
         for module in imports_of(path)
         if any(module == higher or module.startswith(higher + ".") for higher in HIGHER[layer])
     }

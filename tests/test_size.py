@@ -43,15 +43,11 @@ def test_no_keys_left(cache_redis):
 """
 
 
-def run(pytester: pytest.Pytester, *args: str) -> pytest.RunResult:
-    return pytester.runpytest("-p", "no:cacheprovider", *args)
-
-
 @pytest.mark.parametrize("backend", BACKENDS)
 def test_value_and_memory_limits(pytester: pytest.Pytester, backend: str) -> None:
     """A 10 kB value fails max_value_bytes=1000; 100 keys of 1 kB fail memory_kb=16; evidence missing fails."""
     pytester.makepyfile(test_sizes=SIZES)
-    result = run(pytester, "--cache-backend", backend, "-v")
+    result = pytester.runpytest("--cache-backend", backend, "-v")
     result.assert_outcomes(passed=2, failed=4)
     source = "estimate: key + value bytes (fake backend)" if backend == "fake" else "MEMORY USAGE"
     result.stdout.fnmatch_lines_random(
@@ -91,8 +87,7 @@ def test_bytes_and_memory_in_every_report(pytester: pytest.Pytester, backend: st
         hit_rate = 0.5
         """,
     )
-    result = run(
-        pytester,
+    result = pytester.runpytest(
         "--cache-backend",
         backend,
         "--cache-targets",
@@ -133,7 +128,7 @@ def test_bytes_and_memory_in_every_report(pytester: pytest.Pytester, backend: st
     assert "### Values and memory per pattern" in markdown
     assert "| `user:*` | 9.8 KB | 9.8 KB | 500 B |" in markdown
     html = (pytester.path / "run.html").read_text()
-    assert '<section id="sizes">' in html and "<td class=\"num\">500 B</td>" in html
+    assert '<section id="sizes">' in html and '<td class="num">500 B</td>' in html
     assert ("estimated by the fake backend" in html) == (backend == "fake")
 
 
@@ -178,7 +173,9 @@ def test_size_targets(pytester: pytest.Pytester, backend: str) -> None:
         memory_kb = 1
         """,
     )
-    result = run(pytester, "--cache-backend", backend, "--cache-targets", "targets.toml", "--cache-report", "r.json")
+    result = pytester.runpytest(
+        "--cache-backend", backend, "--cache-targets", "targets.toml", "--cache-report", "r.json"
+    )
     assert result.ret == pytest.ExitCode.TESTS_FAILED
     source = "estimate: key + value bytes (fake backend)" if backend == "fake" else "MEMORY USAGE"
     result.stdout.fnmatch_lines_random(
@@ -245,7 +242,7 @@ def test_bad_arguments_are_one_line_errors(pytester: pytest.Pytester) -> None:
             pass
         """
     )
-    result = run(pytester)
+    result = pytester.runpytest()
     result.assert_outcomes(errors=8)
     result.stdout.fnmatch_lines_random(
         [
@@ -271,6 +268,6 @@ def test_bad_size_targets_are_one_line_errors(pytester: pytest.Pytester) -> None
         ("memory_kb = 'big'", "*target 'x': key 'memory_kb' must be a number of KB > 0 (1 KB = 1024 bytes), got 'big'"),
     ):
         pytester.makefile(".toml", targets=f'[[tool.cachecheck.target]]\nname = "x"\n{text}\n')
-        result = run(pytester, "--cache-targets", "targets.toml")
+        result = pytester.runpytest("--cache-targets", "targets.toml")
         assert result.ret == pytest.ExitCode.USAGE_ERROR
         result.stderr.fnmatch_lines([expected])

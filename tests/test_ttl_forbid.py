@@ -11,10 +11,6 @@ import pytest
 from pytest_cachecheck.observe.server_stats import ServerCounters, difference, parse_counters
 
 
-def run(pytester: pytest.Pytester, *args: str) -> pytest.RunResult:
-    return pytester.runpytest("-p", "no:cacheprovider", *args)
-
-
 def test_ttl_marker(pytester: pytest.Pytester) -> None:
     pytester.makepyfile(
         test_ttl="""
@@ -62,7 +58,7 @@ def test_ttl_marker(pytester: pytest.Pytester) -> None:
             pass
         """
     )
-    result = run(pytester, "-v")
+    result = pytester.runpytest("-v")
     result.assert_outcomes(passed=3, failed=3, errors=1)
     result.stdout.fnmatch_lines_random(
         [
@@ -106,7 +102,7 @@ def test_ttl_shown_is_the_one_given_however_slow_the_round_trips(pytester: pytes
             client.close()
         """
     )
-    result = run(pytester, "--cache-backend", backend)
+    result = pytester.runpytest("--cache-backend", backend)
     result.assert_outcomes(failed=1)
     result.stdout.fnmatch_lines(
         [
@@ -129,7 +125,7 @@ def test_ttl_of_a_pipelined_write_is_dated_by_the_whole_round_trip(pytester: pyt
             pipe.execute()
         """
     )
-    run(pytester).assert_outcomes(passed=1)
+    pytester.runpytest().assert_outcomes(passed=1)
 
 
 def test_ttl_set_inside_lua_counts(pytester: pytest.Pytester) -> None:
@@ -149,7 +145,7 @@ def test_ttl_set_inside_lua_counts(pytester: pytest.Pytester) -> None:
             cache_redis.eval("return redis.call('SET', KEYS[1], ARGV[1])", 1, "report:2", "data")
         """
     )
-    result = run(pytester, "--cache-backend", "server")
+    result = pytester.runpytest("--cache-backend", "server")
     result.assert_outcomes(passed=1, failed=1)
     result.stdout.fnmatch_lines(["*cache_ttl: 1 of 1 keys written in this test have no TTL: report:2"])
 
@@ -191,7 +187,7 @@ def test_not_a_command():
 def test_forbid_sees_keys_inside_eval(pytester: pytest.Pytester, backend: str) -> None:
     """On fake too: the fake server's own view counts what scripts run."""
     pytester.makepyfile(test_forbid=FORBID_TESTS)
-    result = run(pytester, "--cache-backend", backend, "-v")
+    result = pytester.runpytest("--cache-backend", backend, "-v")
     result.assert_outcomes(passed=1, failed=3, errors=2)
     result.stdout.fnmatch_lines_random(
         [
@@ -243,7 +239,7 @@ def test_server_stats_are_recorded_per_test(pytester: pytest.Pytester) -> None:
             pass
         """
     )
-    result = run(pytester, "--cache-backend", "server", "-s")
+    result = pytester.runpytest("--cache-backend", "server", "-s")
     result.assert_outcomes(passed=2)
     result.stdout.fnmatch_lines(
         [
@@ -306,7 +302,7 @@ def test_clean_lua_on_every_master(cache_redis):
 def test_forbid_sees_keys_inside_eval_on_every_cluster_master(pytester: pytest.Pytester) -> None:
     """Server-side counters are summed over the primaries, not read from redis-py's one default node."""
     pytester.makepyfile(test_forbid=CLUSTER_FORBID_TESTS)
-    result = run(pytester, "--cache-backend", "cluster", "-v")
+    result = pytester.runpytest("--cache-backend", "cluster", "-v")
     result.assert_outcomes(passed=1, failed=1)
     result.stdout.fnmatch_lines_random(
         [
@@ -355,7 +351,7 @@ def test_cluster_keyspace_hits_and_misses_equal_client_side_ones(pytester: pytes
                 cache_redis.get(key)
         """
     )
-    run(pytester, "--cache-backend", "cluster").assert_outcomes(passed=1)
+    pytester.runpytest("--cache-backend", "cluster").assert_outcomes(passed=1)
     counts = json.loads((pytester.path / "keyspace.json").read_text())
     assert counts["server"] == counts["client"] == [40, 20, 60]
 
@@ -420,7 +416,7 @@ def test_forbid_leaves_out_the_plugins_own_commands_and_connection_handshakes(py
     """Server-side excess the code under test did not cause is not blamed on it; a forbidden
     command that really ran (in Lua, or from a connection the plugin does not see) still fails."""
     pytester.makepyfile(test_forbid_origin=OWN_AND_HANDSHAKE_TESTS)
-    result = run(pytester, "--cache-backend", "server", "-v", "--cache-report", "run.json")
+    result = pytester.runpytest("--cache-backend", "server", "-v", "--cache-report", "run.json")
     result.assert_outcomes(passed=3, failed=3)
     result.stdout.fnmatch_lines_random(
         [
@@ -547,7 +543,7 @@ def test_a_misspelt_command_is_one_line_with_a_suggestion(pytester: pytest.Pytes
             cache_redis.get("a")
         """
     )
-    result = run(pytester)
+    result = pytester.runpytest()
     result.assert_outcomes(passed=1, errors=2)
     result.stdout.fnmatch_lines_random(
         [

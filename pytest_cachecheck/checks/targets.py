@@ -46,13 +46,6 @@ MISSED = "missed"
 NO_DATA = "no data"
 _CONFIDENCE = 0.999
 
-# The baseline statistic each timing limit is read against: the same statistic of the probes.
-_BASELINE_STATISTIC = {
-    **{name: name for name in QUANTILES},
-    "invalidation_ms": "max_ms",
-    "invalidation_mean_ms": "mean_ms",
-}
-
 
 @dataclass(frozen=True)
 class TargetResult:
@@ -103,8 +96,8 @@ def evaluate_targets(targets: Sequence[Target], summary: RunSummary, enforce_tim
                     status, detail = _percentile_evidence(stats, name, metric.quantile, limit, evidence)
                 if not ok and metric.statistic == "mean":
                     status, detail = _mean_evidence(stats, name, limit, evidence)
-                if name in _BASELINE_STATISTIC:
-                    status, detail = _against_baseline(stats, name, limit, status, detail)
+                if metric.baseline_statistic is not None:
+                    status, detail = _against_baseline(stats, metric.baseline_statistic, limit, status, detail)
                 if status == MISSED and metric.timing and not enforce_timing:
                     status, detail = NOT_ENFORCED, f"{detail}; not enforced (--cache-timing report)"
             results.append(TargetResult(target.name, target.pattern, name, value, limit, status, detail))
@@ -152,9 +145,10 @@ def _baseline(histogram: LatencyHistogram) -> Baseline:
     return Baseline(estimates=tuple(estimates), count=histogram.count)
 
 
-def _against_baseline(stats: PatternSummary, name: str, limit: float, status: str, detail: str) -> tuple[str, str]:
-    """A clear miss while the baseline was itself over the limit is ``inconclusive``; the baseline is shown."""
-    baseline, statistic = _baseline(stats.baseline), _BASELINE_STATISTIC[name]
+def _against_baseline(stats: PatternSummary, statistic: str, limit: float, status: str, detail: str) -> tuple[str, str]:
+    """A clear miss while the baseline's ``statistic`` was itself over the limit is ``inconclusive``;
+    the baseline is shown."""
+    baseline = _baseline(stats.baseline)
     if status == MISSED and baseline.over(statistic, limit):
         return INCONCLUSIVE, f"{detail}; {explained(statistic, limit, baseline)}"
     return status, f"{detail}; {baseline.describe(statistic)}"

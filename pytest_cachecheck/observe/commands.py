@@ -10,6 +10,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+from ..text import word
+
 HIT = "hit"
 MISS = "miss"
 WRITE = "write"
@@ -79,13 +81,6 @@ def _second(args: tuple[Any, ...]) -> tuple[Any, ...]:
 def _triples(args: tuple[Any, ...]) -> tuple[Any, ...]:
     """JSON.MSET key path value [key path value ...]."""
     return args[1::3]
-
-
-def word(arg: Any) -> str:
-    """An option word as text, upper-cased (``b"store"`` -> ``"STORE"``)."""
-    if isinstance(arg, (bytes, bytearray, memoryview)):
-        return bytes(arg).decode("latin-1").upper()
-    return str(arg).upper()
 
 
 # SORT options and how many arguments follow each; STORE's argument is the destination key.

@@ -7,6 +7,7 @@ from html import escape
 from typing import Any
 
 from ..checks.targets import MET, MISSED
+from ..metrics import METRICS
 from ..metrics import format_ms as ms
 from ..metrics import format_percent as percent
 from .cells import SIZE_HEADER, crash_note, has_sizes, pattern_cells, size_cells
@@ -108,7 +109,7 @@ def _size_table(patterns: dict[str, dict[str, Any]]) -> str:
 
 def _target_limit(report: dict[str, Any], pattern: str, metric: str) -> float | None:
     limits = [row["limit"] for row in report["targets"] if row["pattern"] == pattern and row["metric"] == metric]
-    return (max(limits) if metric in ("hit_rate", "speedup") else min(limits)) if limits else None
+    return (max(limits) if METRICS[metric].floor else min(limits)) if limits else None  # the strictest
 
 
 def _charts(report: dict[str, Any]) -> str:

@@ -25,6 +25,7 @@ from typing import Any
 
 from ...observe import instrument
 from ...observe.commands import classify
+from ..arguments import require_number
 from ..base import Measurement, TestContext
 from ..drive import handed_out, is_async
 from ..history import ConsistencyReport, Operation, TracedCommand, Violation, check_history
@@ -146,15 +147,10 @@ class CacheConsistency:
         return Driver(plan, read, write, truth, self._next_value, progress, is_async=is_async)
 
     def _bound(self, max_staleness_ms: float | None) -> float:
+        """The bound for one run or check: the markers' number rule (an infinite bound would check nothing)."""
         if max_staleness_ms is None:
             return self._default_bound
-        if (
-            not isinstance(max_staleness_ms, (int, float))
-            or isinstance(max_staleness_ms, bool)
-            or not max_staleness_ms >= 0
-        ):
-            raise ValueError(f"cache_consistency: max_staleness_ms must be a number >= 0, got {max_staleness_ms!r}")
-        return float(max_staleness_ms)
+        return require_number("cache_consistency", "max_staleness_ms", max_staleness_ms, low=0)
 
     def _next_value(self, key: Any) -> str:
         counter = self._versions.setdefault(key, itertools.count(1))
