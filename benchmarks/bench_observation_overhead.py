@@ -15,6 +15,10 @@ two CPUs is shown for comparison. The fakeredis goal row observes both sides: th
 wrapper and the fake server's own view of what it executes (``observe.fake_server``),
 against fakeredis with neither. Exits 1 when a goal is missed.
 
+The two no-op rows isolate the wrapper: as pipelines' commands take it, and as plain clients'
+commands do (``redis.Redis.execute_command``), which also run the baseline probe's rule
+(``observe.probe``; here no probe is ever due, as on 99% of commands).
+
 Byte counting (value sizes, ``observe.sizes``) adds nothing to the recording path: it runs
 lazily, where the run summary folds a test in (once per group of like commands) and where
 ``CacheStats`` sizes are asked for. Its row pairs a summary fold (a target pattern, TTL
@@ -44,7 +48,7 @@ import redis
 from fakeredis._socket._base import BaseFakeSocket
 
 from pytest_cachecheck.backends.process import RedisProcess
-from pytest_cachecheck.observe import aggregate, fake_server, instrument, summary
+from pytest_cachecheck.observe import aggregate, fake_server, instrument, probe, summary
 from pytest_cachecheck.observe.events import classify_raw
 from pytest_cachecheck.observe.instrument import RawEvent
 from pytest_cachecheck.observe.monitor import CacheMonitor
@@ -77,11 +81,12 @@ def paired(plain: Callable[[str], Any], observed: Callable[[str], Any], pairs: i
 
 
 def recorded_pairs(
-    client: Any, original: Any, wrapped: Any, pairs: int, plain_client: Any = None
+    client: Any, original: Any, wrapped: Any, pairs: int, plain_client: Any = None, probes_off: bool = False
 ) -> tuple[list[int], list[int]]:
     """``original`` and ``wrapped`` commands on one client (or the original on ``plain_client``),
     paired, the wrapped one recording into a monitor; a short warm-up first (connection,
-    interpreter caches)."""
+    interpreter caches). ``probes_off``: the baseline probe's rule runs after every command, but
+    no probe is ever due (a client without a server to probe)."""
     unobserved_client = client if plain_client is None else plain_client
 
     def plain(key: str) -> Any:
@@ -92,6 +97,8 @@ def recorded_pairs(
 
     monitor = CacheMonitor()
     monitor.activate()
+    if probes_off:
+        probe.route_baseline(None)
     try:
         paired(plain, observed, 2_000)
         monitor.reset()
@@ -145,9 +152,12 @@ class NoOpClient:
         return None
 
 
-def measure_wrapper_alone(pairs: int) -> tuple[list[int], list[int]]:
+def measure_wrapper_alone(pairs: int, probing: bool = False) -> tuple[list[int], list[int]]:
+    """The wrapper of pipelines' commands, or (``probing``) of plain clients, which also runs the
+    baseline probe's rule after each command (``observe.probe``)."""
     original = NoOpClient.execute_command
-    return recorded_pairs(NoOpClient(), original, instrument._wrap_command(original), pairs)
+    wrapped = instrument._wrap_command(original, probing=probing)
+    return recorded_pairs(NoOpClient(), original, wrapped, pairs, probes_off=probing)
 
 
 def classify_cost_us(client: redis.Redis, count: int) -> float:
@@ -173,11 +183,12 @@ def cache_mix_records(count: int) -> list[RawEvent]:
     monitor.activate()
     try:
         for index in range(count):
-            key = f"user:{index % 500}:profile"
+            slot = (index // 4) % 500  # the two GETs after a SET read the key it just wrote: hits
+            key = f"user:{slot}:profile"
             if index % 4 == 0:
                 client.set(key, value, ex=60)
             elif index % 4 == 1:
-                client.get(f"missing:{index % 500}")
+                client.get(f"missing:{slot}")
             else:
                 client.get(key)
     finally:
@@ -297,6 +308,8 @@ def main() -> int:
     )
     plain, observed = measure_wrapper_alone(pairs)
     ok &= row("wrapper alone (no-op)", plain, observed, goal=False)
+    plain, observed = measure_wrapper_alone(pairs, probing=True)
+    ok &= row("wrapper + probe rule", plain, observed, goal=False)
     for name, (plain, observed) in byte_counting_pairs(cache_mix_records(20_000), rounds=101).items():
         ok &= row(f"bytes: {name}", plain, observed, True, math.inf, BYTES_GOAL_ADDED_US)
     print(

@@ -302,7 +302,7 @@ def test_missing_targets_file(pytester: pytest.Pytester) -> None:
 
 
 def _ttl_of(*commands: tuple[tuple[object, ...], object]) -> list[str]:
-    records = [(index, 1000, args, reply, 0) for index, (args, reply) in enumerate(commands)]
+    records = [(index, 1000, args, reply, 0, 1) for index, (args, reply) in enumerate(commands)]
     return keys_without_ttl(classify_raw(records), records)
 
 
@@ -421,9 +421,9 @@ def test_merged_histograms_equal_one_histogram_of_everything() -> None:
 def test_worker_summaries_merge_to_the_single_process_counts() -> None:
     def records_for(test: int) -> list[tuple[int, int, tuple[object, ...], object, int]]:
         return [
-            (0, 1000 + test, ("GET", f"user:{test}"), None if test % 3 else b"x", 0),
-            (0, 2000, ("SET", f"user:{test}", "x"), True, 0),
-            (0, 3000, ("MGET", f"user:{test}", "cart:1"), [b"x", None], 0),
+            (0, 1000 + test, ("GET", f"user:{test}"), None if test % 3 else b"x", 0, 1),
+            (0, 2000, ("SET", f"user:{test}", "x"), True, 0, 1),
+            (0, 3000, ("MGET", f"user:{test}", "cart:1"), [b"x", None], 0, 1),
         ]
 
     single, workers = RunSummary(["user:*"]), [RunSummary(["user:*"]), RunSummary(["user:*"])]
