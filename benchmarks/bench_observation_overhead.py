@@ -15,20 +15,26 @@ two CPUs is shown for comparison. The fakeredis goal row observes both sides: th
 wrapper and the fake server's own view of what it executes (``observe.fake_server``),
 against fakeredis with neither. Exits 1 when a goal is missed.
 
+The two no-op rows isolate the wrapper: as pipelines' commands take it, and as plain clients'
+commands do (``redis.Redis.execute_command``), which also run the baseline probe's rule
+(``observe.probe``; here no probe is ever due, as on 99% of commands).
+
 Byte counting (value sizes, ``observe.sizes``) adds nothing to the recording path: it runs
 lazily, where the run summary folds a test in (once per group of like commands) and where
-``CacheStats`` sizes are asked for. Its row pairs a summary fold (a target pattern, TTL
-replay on, as with a report file) and one ``CacheStats`` over the same recorded commands (a
-cache mix: GET hits, GET misses, SET with EX, values of 200 bytes), with and without the
-size work, alternating per round, in the thread's CPU time (pure computation: a busy
-2-core runner's preemption would otherwise swamp a tenth of a microsecond).
+``CacheStats`` sizes are asked for. Its rows pair a summary fold (a target pattern, TTL
+replay on, as with a report file) and one ``CacheStats`` (every key, and a pattern) over the
+same recorded commands (a cache mix: GET hits, GET misses, SET with EX, values of 200 bytes),
+with and without the size work, alternating per round, in the thread's CPU time with the
+garbage collector held (pure computation: a busy 2-core runner's preemption would otherwise
+swamp a tenth of a microsecond). ``--bytes-only`` runs just those rows.
 
-    python benchmarks/bench_observation_overhead.py [--commands 200000]
+    python benchmarks/bench_observation_overhead.py [--commands 200000] [--bytes-only]
 """
 
 from __future__ import annotations
 
 import argparse
+import gc
 import math
 import os
 import shutil
@@ -44,7 +50,7 @@ import redis
 from fakeredis._socket._base import BaseFakeSocket
 
 from pytest_cachecheck.backends.process import RedisProcess
-from pytest_cachecheck.observe import aggregate, fake_server, instrument, summary
+from pytest_cachecheck.observe import aggregate, fake_server, instrument, probe, summary
 from pytest_cachecheck.observe.events import classify_raw
 from pytest_cachecheck.observe.instrument import RawEvent
 from pytest_cachecheck.observe.monitor import CacheMonitor
@@ -55,6 +61,8 @@ GOAL_ADDED_US = 2.0
 FAKE_GOAL_RATIO = 1.10  # fakeredis, in-process, client wrapper + the fake server's view
 FAKE_GOAL_ADDED_US = 1.5
 KEYS = ("bench:key", "bench:missing")  # a hit and a miss, alternating in pairs of pairs
+HEADER = "| client                     | plain us | observed | ratio  | added us, mean (95% CI)   | median | goal   |"
+RULE = "|----------------------------|----------|----------|--------|---------------------------|--------|--------|"
 
 
 def paired(plain: Callable[[str], Any], observed: Callable[[str], Any], pairs: int) -> tuple[list[int], list[int]]:
@@ -77,11 +85,12 @@ def paired(plain: Callable[[str], Any], observed: Callable[[str], Any], pairs: i
 
 
 def recorded_pairs(
-    client: Any, original: Any, wrapped: Any, pairs: int, plain_client: Any = None
+    client: Any, original: Any, wrapped: Any, pairs: int, plain_client: Any = None, probes_off: bool = False
 ) -> tuple[list[int], list[int]]:
     """``original`` and ``wrapped`` commands on one client (or the original on ``plain_client``),
     paired, the wrapped one recording into a monitor; a short warm-up first (connection,
-    interpreter caches)."""
+    interpreter caches). ``probes_off``: the baseline probe's rule runs after every command, but
+    no probe is ever due (a client without a server to probe)."""
     unobserved_client = client if plain_client is None else plain_client
 
     def plain(key: str) -> Any:
@@ -92,6 +101,8 @@ def recorded_pairs(
 
     monitor = CacheMonitor()
     monitor.activate()
+    if probes_off:
+        probe.route_baseline(None)
     try:
         paired(plain, observed, 2_000)
         monitor.reset()
@@ -145,9 +156,12 @@ class NoOpClient:
         return None
 
 
-def measure_wrapper_alone(pairs: int) -> tuple[list[int], list[int]]:
+def measure_wrapper_alone(pairs: int, probing: bool = False) -> tuple[list[int], list[int]]:
+    """The wrapper of pipelines' commands, or (``probing``) of plain clients, which also runs the
+    baseline probe's rule after each command (``observe.probe``)."""
     original = NoOpClient.execute_command
-    return recorded_pairs(NoOpClient(), original, instrument._wrap_command(original), pairs)
+    wrapped = instrument._wrap_command(original, probing=probing)
+    return recorded_pairs(NoOpClient(), original, wrapped, pairs, probes_off=probing)
 
 
 def classify_cost_us(client: redis.Redis, count: int) -> float:
@@ -173,11 +187,12 @@ def cache_mix_records(count: int) -> list[RawEvent]:
     monitor.activate()
     try:
         for index in range(count):
-            key = f"user:{index % 500}:profile"
+            slot = (index // 4) % 500  # the two GETs after a SET read the key it just wrote: hits
+            key = f"user:{slot}:profile"
             if index % 4 == 0:
                 client.set(key, value, ex=60)
             elif index % 4 == 1:
-                client.get(f"missing:{index % 500}")
+                client.get(f"missing:{slot}")
             else:
                 client.get(key)
     finally:
@@ -191,29 +206,49 @@ def byte_counting_pairs(records: list[RawEvent], rounds: int) -> dict[str, tuple
 
     ``summary fold``: the run summary's per-group size pass (every test, whenever the summary is
     read) against one that answers "no bytes" at once. ``CacheStats sizes``: ``bytes_written``
-    read (sizes are worked out on first use: a ``cache_size`` marker) against a hit rate only.
+    read (sizes are worked out on first use: a ``cache_size`` marker) against a hit rate only, for
+    every key (``"*"``) and for a pattern (``stats("user:*")``, ``cache_size(pattern=...)``). The
+    garbage collector waits outside each timed pass: its pauses land in whichever pass reaches
+    its threshold, tenths of microseconds per command of noise on a claim of a tenth.
     """
     events = classify_raw(records)
+
+    def timed(work: Callable[[], object]) -> int:
+        gc.collect()
+        gc.disable()
+        try:
+            start = thread_time_ns()
+            work()
+            return thread_time_ns() - start
+        finally:
+            gc.enable()
 
     def fold(sized: bool) -> int:
         original = summary._group_sizes
         if not sized:
             summary._group_sizes = lambda command, outcome, records: (0, 0, None)
         try:
-            start = thread_time_ns()
-            summary.RunSummary(("user:*",)).add_records("bench", records)
-            return thread_time_ns() - start
+            return timed(lambda: summary.RunSummary(("user:*",)).add_records("bench", records))
         finally:
             summary._group_sizes = original
 
-    def cache_stats(sized: bool) -> int:
-        start = thread_time_ns()
-        result = aggregate.compute_stats(events, "*")
-        assert (result.bytes_written if sized else result.hit_rate) is not None
-        return thread_time_ns() - start
+    def cache_stats(pattern: str) -> Callable[[bool], int]:
+        def measure(sized: bool) -> int:
+            def work() -> None:
+                result = aggregate.compute_stats(events, pattern)
+                assert (result.bytes_written if sized else result.hit_rate) is not None
+
+            return timed(work)
+
+        return measure
 
     pairs: dict[str, tuple[list[float], list[float]]] = {}
-    for name, measure in (("summary fold", fold), ("CacheStats sizes", cache_stats)):
+    measures = (
+        ("summary fold", fold),
+        ("CacheStats sizes", cache_stats("*")),
+        ("CacheStats, pattern", cache_stats("user:*")),
+    )
+    for name, measure in measures:
         plain, observed = [], []
         measure(True), measure(False)  # warm-up
         for index in range(rounds):
@@ -253,8 +288,11 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--commands", type=int, default=200_000, help="paired GETs per redis-server row (>= 100k)")
     parser.add_argument("--server-bin", default=shutil.which("redis-server") or "redis-server")
+    parser.add_argument("--bytes-only", action="store_true", help="only the byte-counting rows (CPU time, no server)")
     options = parser.parse_args()
     pairs = options.commands
+    if options.bytes_only:
+        return 0 if bytes_rows() else 1
 
     print(f"observation overhead, {pairs:,} paired GETs per redis-server row (plain and observed back to back)")
     print(f"goal on redis-server (one CPU): ratio <= {GOAL_RATIO} and <= {GOAL_ADDED_US} us added per command")
@@ -262,8 +300,8 @@ def main() -> int:
         f"goal on fakeredis with the server-side view: ratio <= {FAKE_GOAL_RATIO} and <= {FAKE_GOAL_ADDED_US} us "
         "added per command\n"
     )
-    print("| client                     | plain us | observed | ratio  | added us, mean (95% CI)   | median | goal   |")
-    print("|----------------------------|----------|----------|--------|---------------------------|--------|--------|")
+    print(HEADER)
+    print(RULE)
     ok = True
     cpus = os.sched_getaffinity(0) if hasattr(os, "sched_getaffinity") else set()
     rows: list[tuple[str, bool]] = []
@@ -297,15 +335,28 @@ def main() -> int:
     )
     plain, observed = measure_wrapper_alone(pairs)
     ok &= row("wrapper alone (no-op)", plain, observed, goal=False)
+    plain, observed = measure_wrapper_alone(pairs, probing=True)
+    ok &= row("wrapper + probe rule", plain, observed, goal=False)
+    ok &= bytes_rows(header=False)
+    print(f"lazy classification + stats, once per test, not per call: {cost:.2f} us per command")
+    return 0 if ok else 1
+
+
+def bytes_rows(header: bool = True) -> bool:
+    """The byte-counting rows (CPU time of lazy passes, no server), each against its goal."""
+    if header:
+        print(HEADER)
+        print(RULE)
+    ok = True
     for name, (plain, observed) in byte_counting_pairs(cache_mix_records(20_000), rounds=101).items():
         ok &= row(f"bytes: {name}", plain, observed, True, math.inf, BYTES_GOAL_ADDED_US)
     print(
         "\nadded: mean of the paired differences (observed - plain); ratio: sum observed / sum plain."
-        f"\nlazy classification + stats, once per test, not per call: {cost:.2f} us per command"
-        f"\nbytes rows: CPU us per command over 20,000 recorded commands (GET hit/miss, SET EX), 101 rounds, "
-        f"without and with value sizes (goal <= {BYTES_GOAL_ADDED_US} us added each; no ratio goal)"
+        f"\nbytes rows: CPU us per command over 20,000 recorded commands (GET hit 1/2, miss 1/4, SET EX 1/4, "
+        f"200-byte values), 101 rounds, without and with value sizes (goal <= {BYTES_GOAL_ADDED_US} us added "
+        "each; no ratio goal)"
     )
-    return 0 if ok else 1
+    return ok
 
 
 if __name__ == "__main__":

@@ -12,8 +12,9 @@ import contextlib
 from collections.abc import Iterator
 from typing import Any
 
-# A raw record: (start_ns, duration_ns, args, reply or exception, pipeline_id; 0 outside pipelines).
-RawEvent = tuple[int, int, tuple[Any, ...], Any, int]
+# A raw record: (start_ns, duration_ns, args, reply or exception, pipeline_id; 0 outside pipelines,
+# caller: the thread's identifier, or the id of the asyncio task, that sent the command).
+RawEvent = tuple[int, int, tuple[Any, ...], Any, int, int]
 LOCAL = -1  # the pipeline id of a read answered from the client's local cache
 
 

@@ -229,7 +229,7 @@ METRICS: dict[str, Metric] = {
         Metric("stale_reads", COUNT, CEILING, FIXTURE, "sum", "a test using cache_consistency (run(...) or check())"),
         Metric("round_trips_per_call", COUNT, CEILING, FIXTURE, "max", _BY_COST),
         Metric("commands_per_call", COUNT, CEILING, FIXTURE, "max", _BY_COST),
-        Metric("bytes_per_call", COUNT, CEILING, FIXTURE, "max", _BY_COST, meaning="payload bytes sent and received"),
+        Metric("bytes_per_call", BYTES, CEILING, FIXTURE, "max", _BY_COST, meaning="payload bytes sent and received"),
         Metric("keys_without_ttl", COUNT, CEILING, WRITES, "count", "writes through a redis-py client"),
         Metric(
             "speedup",

@@ -156,7 +156,7 @@ def test_every_target_metric_is_measured_or_reported_as_no_data() -> None:
     empty = evaluate_targets([Target("all", "*", limits)], RunSummary())
     assert [(row.metric, row.status) for row in empty] == [(name, NO_DATA) for name in TARGET_METRICS]
     observed = RunSummary()
-    observed.add_records("t::a", [(0, 2_000_000, ("GET", "k"), None, 0)])
+    observed.add_records("t::a", [(0, 2_000_000, ("GET", "k"), None, 0, 1)])
     rows = {row.metric: row for row in evaluate_targets([Target("all", "*", limits)], observed)}
     for name, metric in TARGET_METRICS.items():
         if metric.source in ("reads", "commands"):

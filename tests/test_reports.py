@@ -336,7 +336,7 @@ def test_folding_raw_records_equals_folding_classified_events() -> None:
         (("GET", "user:3"), ConnectionError("down")),
         (("EVALSHA", "abc", 1, "user:4"), None),
     ]
-    records = [(index, 1000 * (index % 7 + 1), args, reply, index // 4) for index, (args, reply) in enumerate(commands)]
+    records = [(index, 1000 * (index % 7 + 1), args, reply, index // 4, 1) for index, (args, reply) in enumerate(commands)]
     fast, classified = RunSummary(["user:*", "cart:*"]), RunSummary(["user:*", "cart:*"])
     for test in range(3):
         assert fast.add_records(f"t::{test}", records) == classified.add_test(
@@ -421,5 +421,5 @@ def test_key_shapes_in_the_summary_are_those_of_key_shape() -> None:
         "",
     ]
     summary = RunSummary()
-    summary.add_records("t::keys", [(index, 1000, ("GET", key), None, 0) for index, key in enumerate(keys)])
+    summary.add_records("t::keys", [(index, 1000, ("GET", key), None, 0, 1) for index, key in enumerate(keys)])
     assert Counter({shape: stats.misses for shape, stats in summary.shapes.items()}) == Counter(map(key_shape, keys))

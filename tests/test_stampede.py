@@ -247,11 +247,108 @@ def test_naive_read_through_stampedes_and_a_lease_does_not(project: pytest.Pytes
     assert "Traceback" not in out
 
 
-def test_bursts_count_fills_not_writes() -> None:
-    """The definition on synthetic events: one clock, so each case is exact."""
+UPDATES = """
+import asyncio
+from concurrent.futures import ThreadPoolExecutor
 
-    def event(start: int, command: str, key: str, outcome: str, pipeline: int = 0, duration: int = 10) -> Event:
-        return Event(start, duration, command, (key,), (outcome,), pipeline)
+import pytest
+from cache_layer import Source, lease_get, lease_get_async, naive_get, run_threads
+
+
+@pytest.mark.cache_stampede(max_fills=1)
+def test_lease_then_write_through(cache_redis):
+    source = Source()
+    run_threads(12, lambda: lease_get(cache_redis, "user:1", source))
+    assert source.loads == 1
+    cache_redis.set("user:1", b"updated", ex=60)  # the application's write-through update
+
+
+@pytest.mark.cache_stampede(max_fills=1)
+def test_lease_then_each_caller_updates(cache_redis):
+    source = Source()
+
+    def work():
+        lease_get(cache_redis, "user:2", source)
+        cache_redis.set("user:2", b"updated", ex=60)
+
+    run_threads(12, work)
+    assert source.loads == 1
+
+
+@pytest.mark.cache_stampede(max_fills=1)
+def test_lease_tasks_then_write_through(cache_redis_async):
+    source = Source()
+
+    async def main():
+        await asyncio.gather(*(lease_get_async(cache_redis_async, "user:3", source) for _ in range(10)))
+        await cache_redis_async.set("user:3", b"updated", ex=60)
+
+    asyncio.run(main())
+    assert source.loads == 1
+
+
+@pytest.mark.cache_stampede(max_fills=1)
+def test_naive_then_write_through(cache_redis):
+    source = Source()
+    run_threads(12, lambda: naive_get(cache_redis, "user:4", source))
+    cache_redis.set("user:4", b"updated", ex=60)
+    assert source.loads > 1
+
+
+@pytest.mark.cache_stampede(max_fills=1)
+def test_naive_through_a_loader_pool(cache_redis):
+    source = Source()
+    pool = ThreadPoolExecutor(max_workers=12)
+
+    def load_and_fill(key):
+        value = source.load(key)
+        cache_redis.set(key, value, ex=60)
+        return value
+
+    def get(key):
+        value = cache_redis.get(key)
+        return value if value is not None else pool.submit(load_and_fill, key).result()
+
+    run_threads(12, lambda: get("user:5"))
+    pool.shutdown()
+    assert source.loads > 1
+"""
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_an_update_after_single_flight_passes_and_a_herd_still_fails(project: pytest.Pytester, backend: str) -> None:
+    """Polling waiters make more missed reads than callers; a write-through update of the key afterwards (by
+    another caller, or by the callers themselves after their hit) is not a second fill. A naive read-through
+    fails with or without the update, and so does one that hands the load to a pool of loader threads."""
+    project.makepyfile(test_updates=UPDATES)
+    result = project.runpytest("-p", "no:cacheprovider", "--cache-backend", backend, "-rA")
+    result.assert_outcomes(passed=3, failed=2)
+    result.stdout.fnmatch_lines(
+        [
+            "*PASSED test_updates.py::test_lease_then_write_through*",
+            "*PASSED test_updates.py::test_lease_then_each_caller_updates*",
+            "*PASSED test_updates.py::test_lease_tasks_then_write_through*",
+        ],
+        consecutive=False,
+    )
+    for test, key in (("naive_then_write_through", "user:4"), ("naive_through_a_loader_pool", "user:5")):
+        result.stdout.fnmatch_lines(
+            [
+                f"*_ test_{test} _*",
+                f"cache_stampede: key '{key}' was filled * times in one cold burst, * reads missed it before "
+                "the first fill was visible (max_fills=1)*",
+            ]
+        )
+    assert "Traceback" not in result.stdout.str()
+
+
+def test_bursts_count_fills_not_writes() -> None:
+    """The definition on synthetic events: one clock, so each case is exact; ``caller`` is who sent it."""
+
+    def event(
+        start: int, command: str, key: str, outcome: str, pipeline: int = 0, duration: int = 10, caller: int = 1
+    ) -> Event:
+        return Event(start, duration, command, (key,), (outcome,), pipeline, caller=caller)
 
     sequential = [event(0, "GET", "k", "miss"), event(20, "SET", "k", "write")]
     sequential += [event(40 + 20 * i, "GET", "k", "hit") for i in range(29)]
@@ -260,14 +357,15 @@ def test_bursts_count_fills_not_writes() -> None:
     assert (burst.readers, burst.writes, burst.fills) == (1, 2, 1)
 
     # Three readers miss before the first fill is visible (t=30); their three fills count, a hit between them too.
-    herd = [event(t, "GET", "k", "miss") for t in (0, 5, 10)]
-    herd += [event(20, "SET", "k", "write"), event(31, "GET", "k", "hit"), event(35, "SET", "k", "write")]
-    herd += [event(36, "EXPIRE", "k", "write"), event(40, "SET", "k", "write")]
+    herd = [event(t, "GET", "k", "miss", caller=caller) for caller, t in ((1, 0), (2, 5), (3, 10))]
+    herd += [event(20, "SET", "k", "write", caller=1), event(31, "GET", "k", "hit", caller=1)]
+    herd += [event(35, "SET", "k", "write", caller=2), event(36, "EXPIRE", "k", "write", caller=2)]
+    herd += [event(40, "SET", "k", "write", caller=3)]
     [burst] = find_bursts(herd)
     assert (burst.readers, burst.fills) == (3, 3)
 
     # SET and EXPIRE in one pipeline: one fill; a delete closes the burst, the next miss opens another.
-    piped = [event(0, "GET", "k", "miss"), event(1, "GET", "k", "miss")]
+    piped = [event(0, "GET", "k", "miss", caller=1), event(1, "GET", "k", "miss", caller=2)]
     piped += [event(10, "SET", "k", "write", pipeline=7), event(10, "SET", "k", "write", pipeline=7)]
     piped += [event(30, "DEL", "k", "delete"), event(40, "GET", "k", "miss"), event(41, "GET", "other", "miss")]
     bursts = find_bursts(piped)
@@ -277,6 +375,37 @@ def test_bursts_count_fills_not_writes() -> None:
     # A miss after the fill became visible (the key expired): a new burst, not a reader of the old one.
     expired = [event(0, "GET", "k", "miss"), event(10, "SET", "k", "write"), event(50, "GET", "k", "miss")]
     assert [(b.readers, b.fills) for b in find_bursts(expired)] == [(1, 1), (1, 0)]
+
+
+def test_an_update_after_a_hit_is_not_a_fill_and_a_loader_fills_for_its_readers() -> None:
+    """Who wrote decides: a caller whose latest read of the key hit is updating it, one whose latest
+    read missed is filling it; a writer that never read the key fills for a reader still waiting."""
+
+    def event(start: int, command: str, outcome: str, caller: int) -> Event:
+        return Event(start, 10, command, ("k",), (outcome,), 0, caller=caller)
+
+    # A lease: caller 1 fills; callers 2 and 3 poll (misses before the fill was visible), then hit.
+    lease = [event(0, "GET", "miss", 1), event(1, "GET", "miss", 2), event(2, "GET", "miss", 3)]
+    lease += [event(20, "SET", "write", 1), event(25, "GET", "miss", 2), event(26, "GET", "miss", 3)]
+    lease += [event(35, "GET", "hit", 2), event(36, "GET", "hit", 3)]
+    # ... then a write-through update, by a caller that did not read the key and by one that hit it.
+    updated = lease + [event(100, "SET", "write", 9), event(110, "SET", "write", 2)]
+    [burst] = find_bursts(updated)
+    assert (burst.readers, burst.writes, burst.fills) == (5, 3, 1)
+
+    # A slow reader's fill after another caller's hit is still a fill of the cold key: the stampede.
+    late = [event(0, "GET", "miss", 1), event(5, "GET", "miss", 2), event(20, "SET", "write", 1)]
+    late += [event(31, "GET", "hit", 1), event(40, "SET", "write", 2)]
+    assert [(b.readers, b.fills) for b in find_bursts(late)] == [(2, 2)]
+
+    # Readers that hand the load to a loader (another thread or task): its writes fill for them, one each.
+    handed = [event(t, "GET", "miss", caller) for t, caller in ((0, 1), (1, 2), (2, 3))]
+    handed += [event(20 + t, "SET", "write", 9) for t in range(4)]
+    assert [(b.readers, b.fills) for b in find_bursts(handed)] == [(3, 3)]
+    # ... but not once its readers have seen the value.
+    served = [event(0, "GET", "miss", 1), event(1, "GET", "miss", 2), event(20, "SET", "write", 9)]
+    served += [event(40, "GET", "hit", 1), event(41, "GET", "hit", 2), event(50, "SET", "write", 9)]
+    assert [(b.readers, b.fills) for b in find_bursts(served)] == [(2, 1)]
 
 
 def test_bench_that_never_makes_the_cache_cold_fails(project: pytest.Pytester) -> None:

@@ -167,6 +167,47 @@ MEASURING_CONFTEST = """
 """
 
 
+def test_bytes_per_call_is_shown_in_bytes_like_every_size(pytester: pytest.Pytester) -> None:
+    """bytes_per_call is a BYTES metric: its value and limit read as sizes (1.1 KB), its limit must be whole bytes."""
+    _project(
+        pytester,
+        """
+        [[tool.cachecheck.target]]
+        name = "pages"
+        pattern = "product:*"
+        round_trips_per_call = 1
+        bytes_per_call = 1024
+
+        [[tool.cachecheck.target]]
+        name = "all"
+        bytes_per_call = 4096
+        """,
+        """
+        KEYS = [f"product:{index}" for index in range(10)]
+
+        def test_page(cache_redis, cache_bench):
+            cache_redis.mset({key: b"x" * 100 for key in KEYS})
+            cost = cache_bench.cost(lambda: cache_redis.mget(KEYS), calls=2)
+            assert cost.bytes == 1094  # 94 bytes of MGET and its keys sent, 10 x 100 received
+        """,
+    )
+    result = pytester.runpytest("--cache-targets")
+    result.assert_outcomes(passed=1)
+    assert result.ret == pytest.ExitCode.TESTS_FAILED
+    result.stdout.fnmatch_lines(
+        [
+            "pages: round_trips_per_call*1*<= 1*met",
+            "pages: bytes_per_call*1.1 KB*<= 1.0 KB*missed",
+            "all: bytes_per_call*1.1 KB*<= 4.0 KB*met",
+        ]
+    )
+    assert result.stdout.lines[-3:] == [
+        "cachecheck: 1 of 3 targets missed:",
+        "  pages bytes_per_call 1.1 KB (target <= 1.0 KB): missed",
+        "    1 measurement(s); worst 1.1 KB in test_app.py::test_page",
+    ]
+
+
 def test_fixture_measurements_combine_per_metric_and_pattern(pytester: pytest.Pytester) -> None:
     """invalidation_ms: ceiling on the max; stale_reads: on the sum; speedup: floor on the min."""
     pytester.makeconftest(textwrap.dedent(MEASURING_CONFTEST))
@@ -236,6 +277,11 @@ def test_fixture_measurements_combine_per_metric_and_pattern(pytester: pytest.Py
             "--cache-targets pyproject.toml, target 'api': key 'stale_reads' must be a whole number >= 0, got 0.5",
         ),
         (
+            '[[tool.cachecheck.target]]\nname = "api"\nbytes_per_call = 1.5\n',
+            "--cache-targets pyproject.toml, target 'api': key 'bytes_per_call' must be a whole number of bytes >= 0 "
+            "(payload bytes sent and received), got 1.5",
+        ),
+        (
             '[[tool.cachecheck.target]]\nname = "api"\nspeedup = true\n',
             "--cache-targets pyproject.toml, target 'api': key 'speedup' must be a number > 0 "
             "(cached/uncached ratio), got True",
@@ -265,6 +311,7 @@ def test_fixture_measurements_combine_per_metric_and_pattern(pytester: pytest.Py
         "out-of-range",
         "wrong-type",
         "count-not-whole",
+        "bytes-not-whole",
         "bool-is-not-a-number",
         "bad-glob",
         "unnamed-target",
@@ -302,7 +349,7 @@ def test_missing_targets_file(pytester: pytest.Pytester) -> None:
 
 
 def _ttl_of(*commands: tuple[tuple[object, ...], object]) -> list[str]:
-    records = [(index, 1000, args, reply, 0) for index, (args, reply) in enumerate(commands)]
+    records = [(index, 1000, args, reply, 0, 1) for index, (args, reply) in enumerate(commands)]
     return keys_without_ttl(classify_raw(records), records)
 
 
@@ -421,9 +468,9 @@ def test_merged_histograms_equal_one_histogram_of_everything() -> None:
 def test_worker_summaries_merge_to_the_single_process_counts() -> None:
     def records_for(test: int) -> list[tuple[int, int, tuple[object, ...], object, int]]:
         return [
-            (0, 1000 + test, ("GET", f"user:{test}"), None if test % 3 else b"x", 0),
-            (0, 2000, ("SET", f"user:{test}", "x"), True, 0),
-            (0, 3000, ("MGET", f"user:{test}", "cart:1"), [b"x", None], 0),
+            (0, 1000 + test, ("GET", f"user:{test}"), None if test % 3 else b"x", 0, 1),
+            (0, 2000, ("SET", f"user:{test}", "x"), True, 0, 1),
+            (0, 3000, ("MGET", f"user:{test}", "cart:1"), [b"x", None], 0, 1),
         ]
 
     single, workers = RunSummary(["user:*"]), [RunSummary(["user:*"]), RunSummary(["user:*"])]

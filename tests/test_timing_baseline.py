@@ -240,3 +240,45 @@ def test_a_cost_bound_fails_a_layer_that_makes_one_round_trip_per_key(pytester: 
             "*cache_cost: no cost was measured; call cache_bench.cost(call) in the test*",
         ]
     )
+
+
+def test_probes_follow_exactly_the_commands_the_rule_makes_them_due() -> None:
+    """The probe rule the observation wrapper inlines, replayed from what was recorded: the first command
+    after a monitor starts takes a probe, then one is due once the commands' time since the last probe
+    reaches PROBE_RATIO times the mean probe (so probes cost ~1/PROBE_RATIO of the commands' time)."""
+    import bisect
+
+    import fakeredis
+
+    from pytest_cachecheck.observe import instrument
+    from pytest_cachecheck.observe.monitor import CacheMonitor
+    from pytest_cachecheck.observe.probe import PROBE_RATIO, probes
+
+    client = fakeredis.FakeRedis()
+    saved = probes.probe_ns, probes.count  # the process's mean probe so far: this test's own, for the replay
+    probes.probe_ns = probes.count = 0
+    instrument.install()
+    monitor = CacheMonitor()
+    monitor.activate()
+    try:
+        for index in range(2_000):
+            client.get(f"k{index % 7}")
+    finally:
+        monitor.deactivate()
+        instrument.uninstall()
+        probes.probe_ns, probes.count = saved
+    records, probed = monitor.records, monitor.baseline
+    starts = [record[0] for record in records]
+    followed = [bisect.bisect_left(starts, start) - 1 for start, _ in probed]  # the command each probe came after
+    expected: list[int] = []
+    left = total = count = 0
+    for index, record in enumerate(records):
+        left -= record[1]
+        if left <= 0 and len(expected) < len(probed):
+            total += probed[len(expected)][1]
+            count += 1
+            expected.append(index)
+            left = -(-PROBE_RATIO * total // count)
+    assert followed[0] == 0, "the first command of a monitor takes a probe"
+    assert len(probed) >= 5, f"2,000 commands must take several probes, not {len(probed)}"
+    assert followed == expected

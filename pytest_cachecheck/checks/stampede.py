@@ -8,6 +8,11 @@ tasks count); ``cache_bench.stampede(call, cold)`` makes bursts on purpose: it r
 ``rounds`` times, after one warm-up round outside every count (it opens the connections
 ``concurrency`` callers need: with one pooled connection, the first caller of a cold pool
 fills before the others have connected). Both decide on counts; the clock only orders commands.
+
+A burst (SPEC 5.8, made precise in ``observe.bursts``): its readers are the misses of a key until
+its first fill is visible (the earliest moment a read can hit); its fills are those readers' cold
+fills (a write by a caller whose latest read of the key missed), even one that lands after another
+caller's hit: that late fill is the stampede. A write after the caller's own hit is an update.
 """
 
 from __future__ import annotations

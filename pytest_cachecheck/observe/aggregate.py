@@ -5,15 +5,15 @@ from __future__ import annotations
 import functools
 import math
 from collections import Counter
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from operator import itemgetter
 
 from .commands import DELETE, ERROR, HIT, MISS, WRITE
 from .events import Event
 from .instrument import LOCAL
 from .patterns import MATCH_ALL, key_shape, matcher
-from .sizes import payload_sizes, written_sizes
+from .sizes import payload_total, written_sizes
 
 
 def nearest_rank(count: int, fraction: float) -> int:
@@ -76,8 +76,8 @@ class CacheStats(HitRate):
     round trip (``latency`` leaves those out: it is the server's). ``bytes_written`` and
     ``bytes_read`` are value bytes (``observe.sizes``) of writes and hits; ``max_value_bytes``
     is the largest value one write stored (None without writes), under ``max_value_key``.
-    Those four are worked out from ``events`` on first use: stats that are only asked for a
-    hit rate (the common case) never pay for sizes.
+    Those four are worked out from ``events`` on first use (``value_bytes``): stats that are
+    only asked for a hit rate (the common case) never pay for sizes.
     """
 
     pattern: str
@@ -173,46 +173,51 @@ def compute_stats(events: Iterable[Event], pattern: str = MATCH_ALL) -> CacheSta
     )
 
 
+_HIT_ONLY = (HIT,)
+_WRITE_ONLY = (WRITE,)
+_COMMAND, _KEYS, _ARGS, _REPLY = itemgetter(2), itemgetter(3), itemgetter(6), itemgetter(7)  # of an Event
+_FIRST = itemgetter(0)
+
+
 def value_bytes(events: Iterable[Event], pattern: str = MATCH_ALL) -> tuple[int, int, tuple[int, str] | None]:
     """Value bytes written and read to keys matching ``pattern``, and (bytes, key) of the biggest write.
 
-    Single-key hits and writes (nearly all) are sized in bulk, per kind of command
-    (``sizes.payload_sizes``: bytes at C speed); multi-key ones key by key.
+    What it costs, paid only when a size is asked for: one pass that sorts out the single-key
+    hits and writes (a tuple comparison each, no call; ~50 ns an event), then work on those
+    alone, at C speed where it can: the hits' replies summed in bulk (``sizes.payload_total``:
+    ``len`` of bytes), the writes per command (``sizes.written_sizes``: the value's position
+    looked up once), a pattern matched once per distinct key. Multi-key commands (rare) go key
+    by key. A single-key hit or write always names its key (``commands.classify``).
     """
-    match = matcher(pattern)
-    match_all = pattern == MATCH_ALL
-    replies: list[Any] = []
-    writes: dict[str, list[Event]] = {}
+    hits: list[Event] = []
+    writes: list[Event] = []
     multi: list[Event] = []
+    add_hit, add_write = hits.append, writes.append
     for event in events:
-        outcomes = event.outcomes
-        if len(outcomes) != 1:
-            if HIT in outcomes or WRITE in outcomes:
-                multi.append(event)
-            continue
-        outcome = outcomes[0]
-        if outcome != HIT and outcome != WRITE or not (match_all or match(event.keys[0])):
-            continue
-        if outcome == HIT:
-            replies.append(event.reply)
-        else:
-            same = writes.get(event.command)
-            if same is None:
-                writes[event.command] = [event]
-            else:
-                same.append(event)
-    read = sum(payload_sizes(replies))
+        outcomes = event[4]  # positions, not names: a named field costs a lookup more per event
+        if outcomes == _HIT_ONLY:
+            add_hit(event)
+        elif outcomes == _WRITE_ONLY:
+            add_write(event)
+        elif len(outcomes) > 1:
+            multi.append(event)
+    match = None if pattern == MATCH_ALL else matcher(pattern)
+    if match is not None:
+        hits, writes = _on_matching_keys(hits, match), _on_matching_keys(writes, match)
+    read = payload_total(list(map(_REPLY, hits)))
     written = 0
     largest: tuple[int, str] | None = None
-    for command, group in writes.items():
-        sizes = written_sizes(command, [event.args for event in group])
+    commands = set(map(_COMMAND, writes))
+    for command in commands:
+        group = writes if len(commands) == 1 else [event for event in writes if event[2] == command]
+        sizes = written_sizes(command, list(map(_ARGS, group)))
         written += sum(sizes)
-        biggest = max(range(len(sizes)), key=sizes.__getitem__)
-        if largest is None or sizes[biggest] > largest[0]:
-            largest = (sizes[biggest], group[biggest].keys[0])
+        biggest = max(sizes)
+        if largest is None or biggest > largest[0]:
+            largest = (biggest, group[sizes.index(biggest)][3][0])
     for event in multi:
         for key, outcome, size in zip(event.keys, event.outcomes, event.value_sizes):
-            if not (match_all or match(key)):
+            if match is not None and not match(key):
                 continue
             if outcome == WRITE:
                 written += size
@@ -221,6 +226,18 @@ def value_bytes(events: Iterable[Event], pattern: str = MATCH_ALL) -> tuple[int,
             elif outcome == HIT:
                 read += size
     return written, read, largest
+
+
+def _on_matching_keys(events: list[Event], match: Callable[[str], object]) -> list[Event]:
+    """The single-key ``events`` whose key matches; the glob runs once per distinct key, not per event."""
+    keys = list(map(_FIRST, map(_KEYS, events)))
+    distinct = set(keys)
+    matching = {key for key in distinct if match(key)}
+    if len(matching) == len(distinct):
+        return events
+    if not matching:
+        return []
+    return [event for event, key in zip(events, keys) if key in matching]
 
 
 def drop_first_reads(events: Sequence[Event], pattern: str, count: int) -> list[Event]:

@@ -18,7 +18,8 @@ class Event(NamedTuple):
     per field. A command without keys has ``keys == ()`` and one outcome.
 
     ``args`` and ``reply`` are the raw record's (the reply is the exception when the command
-    failed): sizes are worked out from them only when asked (``observe.sizes``).
+    failed): sizes are worked out from them only when asked (``observe.sizes``). ``caller``
+    tells who sent it: the thread's identifier, or the id of the asyncio task (0: unknown).
     """
 
     start_ns: int
@@ -29,6 +30,7 @@ class Event(NamedTuple):
     pipeline_id: int
     args: tuple[Any, ...] = ()
     reply: Any = None
+    caller: int = 0
 
     @property
     def outcome(self) -> str:
@@ -71,6 +73,6 @@ class Event(NamedTuple):
 def classify_raw(records: Iterable[RawEvent]) -> list[Event]:
     """Turn raw records into events (done lazily, when someone asks)."""
     return [
-        Event(start, duration, *classify(args, reply), pipeline_id, args, reply)
-        for start, duration, args, reply, pipeline_id in records
+        Event(start, duration, *classify(args, reply), pipeline_id, args, reply, caller)
+        for start, duration, args, reply, pipeline_id, caller in records
     ]

@@ -71,8 +71,8 @@ def keys_without_ttl(events: Sequence[Event], records: Sequence[RawEvent]) -> li
     conditional write (``NX``/``XX``) happened.
     """
     has_ttl: dict[str, bool] = {}
-    for event, (_, _, args, reply, _) in zip(events, records):
-        command = event.command
+    for event, record in zip(events, records):
+        command, args, reply = event.command, record[2], record[3]
         if not event.keys or ERROR in event.outcomes:
             continue
         if command in ("DEL", "UNLINK") or (command == "GETDEL" and event.outcomes[0] == HIT):

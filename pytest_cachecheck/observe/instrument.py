@@ -5,10 +5,12 @@ the code under test creates on its own are observed without any change to it. Th
 hot path does as little as possible: two clock reads, one tuple, one ``list.append``.
 Classification into hits and misses happens later, lazily (see ``events.py``).
 
-A raw record is ``(start_ns, duration_ns, args, reply, pipeline_id)``; ``reply`` is
+A raw record is ``(start_ns, duration_ns, args, reply, pipeline_id, caller)``; ``reply`` is
 the exception instance when the command failed; ``pipeline_id`` is 0 outside pipelines
 and ``LOCAL`` for a read that redis-py's client-side cache (``cache_config=``, RESP3)
-answered without a round trip.
+answered without a round trip; ``caller`` tells who sent it: the thread's identifier for
+sync clients (``threading.get_ident``, one C call, ~20 ns), the id of the current asyncio
+task for asyncio clients (so the stampede check can tell an update from a fill).
 
 Local hits are told apart by a wrapper on redis-py's ``CacheProxyConnection.read_response``
 (only clients with a local cache have one): it sets a per-thread flag when it is about to
@@ -31,7 +33,9 @@ import importlib
 import itertools
 import threading
 import types
+from asyncio import current_task
 from collections.abc import Callable
+from threading import get_ident
 from time import perf_counter_ns
 from typing import Any
 
@@ -48,7 +52,7 @@ from ..own_commands import (
     stack_args,
     unobserved,
 )
-from .probe import probe, probe_async, probe_due
+from .probe import probe, probe_async, probes
 
 # The seam's names are also importable here, where checks and tests that drive the
 # instrumentation look for them; backends import them from their leaf modules.
@@ -141,7 +145,7 @@ def _wrap_command(original: Callable[..., Any], guard: bool = False, probing: bo
             else:
                 reply = getattr(self, delegate)(*args, **options)
         except BaseException as exc:
-            log.append((start, perf_counter_ns() - start, args, exc, 0))
+            log.append((start, perf_counter_ns() - start, args, exc, 0, get_ident()))
             _served.local = False  # a local answer its reply callback then failed on
             if interceptor is not None:
                 interceptor.after(args, exc)
@@ -152,13 +156,16 @@ def _wrap_command(original: Callable[..., Any], guard: bool = False, probing: bo
         duration = perf_counter_ns() - start
         if state.client_cache and _served.local:
             _served.local = False
-            log.append((start, duration, args, reply, LOCAL))
+            log.append((start, duration, args, reply, LOCAL, get_ident()))
         else:
-            log.append((start, duration, args, reply, 0))
+            log.append((start, duration, args, reply, 0, get_ident()))
         if interceptor is not None:
             interceptor.after(args, reply)
-        if probing and probe_due(duration):
-            probe(self)
+        if probing:  # the baseline probe's rule (``probe._Probes``), inlined: no call per command
+            left = probes.left_ns - duration
+            probes.left_ns = left
+            if left <= 0 and probes.baseline is not None:
+                probe(self)
         return reply
 
     execute_command.__cachecheck_original__ = original  # type: ignore[attr-defined]
@@ -179,6 +186,10 @@ def _wrap_async_command(original: Callable[..., Any], guard: bool = False, probi
             if inside == PLUGIN:
                 return await own_command_async(original, self, args, options)
             return await original(self, *args, **options)
+        try:
+            caller = id(current_task())
+        except RuntimeError:  # a coroutine driven without an event loop
+            caller = get_ident()
         interceptor = state.interceptor
         if interceptor is not None:
             await interceptor.pause_async([args])
@@ -189,7 +200,7 @@ def _wrap_async_command(original: Callable[..., Any], guard: bool = False, probi
                 await interceptor.before_async([args])
             reply = await original(self, *args, **options)
         except BaseException as exc:
-            log.append((start, perf_counter_ns() - start, args, exc, 0))
+            log.append((start, perf_counter_ns() - start, args, exc, 0, caller))
             if interceptor is not None:
                 interceptor.after(args, exc)
             raise
@@ -197,19 +208,24 @@ def _wrap_async_command(original: Callable[..., Any], guard: bool = False, probi
             if token is not None:
                 INSIDE.reset(token)
         duration = perf_counter_ns() - start
-        log.append((start, duration, args, reply, 0))
+        log.append((start, duration, args, reply, 0, caller))
         if interceptor is not None:
             interceptor.after(args, reply)
-        if probing and probe_due(duration):
-            await probe_async(original, self)
+        if probing:
+            left = probes.left_ns - duration
+            probes.left_ns = left
+            if left <= 0 and probes.baseline is not None:
+                await probe_async(original, self)
         return reply
 
     execute_command.__cachecheck_original__ = original  # type: ignore[attr-defined]
     return execute_command
 
 
-def _record_pipeline(log: list[RawEvent], start: int, commands: list[tuple[Any, ...]], replies: Any) -> None:
-    """One record per queued command, each paired with its own reply.
+def _record_pipeline(
+    log: list[RawEvent], start: int, commands: list[tuple[Any, ...]], replies: Any, caller: int
+) -> None:
+    """One record per queued command, each paired with its own reply, all sent by ``caller``.
 
     The pipeline's round trip is shared equally between its commands, so the sum of
     recorded durations equals the wall time spent.
@@ -223,7 +239,7 @@ def _record_pipeline(log: list[RawEvent], start: int, commands: list[tuple[Any, 
     if isinstance(replies, BaseException) or len(replies) != len(commands):
         replies = [replies] * len(commands)
     for args, reply in zip(commands, replies):
-        log.append((start, share, args, reply, pipeline_id))
+        log.append((start, share, args, reply, pipeline_id, caller))
         if interceptor is not None:
             interceptor.after(args, reply)
 
@@ -251,11 +267,11 @@ def _wrap_pipeline(original: Callable[..., Any]) -> Callable[..., Any]:
                 interceptor.before(commands)
             replies = original(self, *args, **kwargs)
         except BaseException as exc:
-            _record_pipeline(log, start, commands, exc)
+            _record_pipeline(log, start, commands, exc, get_ident())
             raise
         finally:
             INSIDE.reset(token)
-        _record_pipeline(log, start, commands, replies)
+        _record_pipeline(log, start, commands, replies, get_ident())
         return replies
 
     execute.__cachecheck_original__ = original  # type: ignore[attr-defined]
@@ -275,6 +291,10 @@ def _wrap_async_pipeline(original: Callable[..., Any]) -> Callable[..., Any]:
                 return await own_pipeline_async(original, self, args, kwargs)
             return await original(self, *args, **kwargs)
         commands = stack_args(self)
+        try:
+            caller = id(current_task())
+        except RuntimeError:
+            caller = get_ident()
         interceptor = state.interceptor
         if interceptor is not None:
             await interceptor.pause_async(commands)
@@ -285,11 +305,11 @@ def _wrap_async_pipeline(original: Callable[..., Any]) -> Callable[..., Any]:
                 await interceptor.before_async(commands)
             replies = await original(self, *args, **kwargs)
         except BaseException as exc:
-            _record_pipeline(log, start, commands, exc)
+            _record_pipeline(log, start, commands, exc, caller)
             raise
         finally:
             INSIDE.reset(token)
-        _record_pipeline(log, start, commands, replies)
+        _record_pipeline(log, start, commands, replies, caller)
         return replies
 
     execute.__cachecheck_original__ = original  # type: ignore[attr-defined]

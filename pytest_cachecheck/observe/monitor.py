@@ -135,4 +135,4 @@ class CacheMonitor:
 
 
 def _written_in(records: Iterable[RawEvent]) -> set[str]:
-    return {key for _, _, args, _, _ in records for key in written_key_texts(args)}
+    return {key for record in records for key in written_key_texts(record[2])}

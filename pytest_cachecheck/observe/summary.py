@@ -14,6 +14,7 @@ import math
 from collections import Counter
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
+from operator import itemgetter
 from typing import Any
 
 from ..metrics import METRICS, MS, Measurement
@@ -24,7 +25,7 @@ from .expiry import KeysAtEnd, keys_without_ttl
 from .instrument import LOCAL, RawEvent
 from .memory import MemoryAtEnd
 from .patterns import MATCH_ALL, key_shape, matcher
-from .sizes import payload_sizes, written_sizes
+from .sizes import payload_total, written_sizes
 
 # Histogram buckets: values below 2**SUB_BITS+1 ns are exact; above, each power of two
 # is split in 2**SUB_BITS buckets, so a bucket's width is at most 1/64 (1.6 %) of its value.
@@ -531,7 +532,7 @@ class RunSummary:
                     same.append(record)
                 if ttl_input is not None and (outcome in _CHANGES_KEYS or command in _READS_THAT_CHANGE_KEYS):
                     event = event or Event(
-                        record[0], duration, command, (key,), (outcome,), record[4], record[2], record[3]
+                        record[0], duration, command, (key,), (outcome,), record[4], record[2], record[3], record[5]
                     )
                     ttl_input.append((event, record))
             elif event is not None:
@@ -726,6 +727,7 @@ _Entry = tuple[tuple[str, tuple[str, ...]], str, str]
 # ... -> their records: durations and value sizes are read from them once per group, not in the loop.
 _Combined = dict[_Entry, list[RawEvent]]
 _CHANGES_KEYS = frozenset({WRITE, DELETE})
+_ARGS, _REPLY = itemgetter(2), itemgetter(3)  # of a raw record
 # Reads that also change a key's expiry or existence: the TTL replay needs them.
 _READS_THAT_CHANGE_KEYS = frozenset({"GETEX", "GETDEL", "HGETEX", "HGETDEL"})
 
@@ -765,12 +767,12 @@ def _add_combined(combined: _Combined, everything: _TestGroup, groups: dict[tupl
 def _group_sizes(command: str, outcome: str, records: list[RawEvent]) -> tuple[int, int, tuple[int, str] | None]:
     """(value bytes written, read, (bytes, key) of the biggest write) of one group of single-key commands."""
     if outcome == HIT:
-        return 0, sum(payload_sizes([record[3] for record in records])), None
+        return 0, payload_total(list(map(_REPLY, records))), None
     if outcome != WRITE:
         return 0, 0, None
-    sizes = written_sizes(command, [record[2] for record in records])
-    biggest = max(range(len(sizes)), key=sizes.__getitem__)
-    return sum(sizes), 0, (sizes[biggest], key_text(records[biggest][2][1]))
+    sizes = written_sizes(command, list(map(_ARGS, records)))
+    biggest = max(sizes)
+    return sum(sizes), 0, (biggest, key_text(records[sizes.index(biggest)][2][1]))
 
 
 def _event_row(record: RawEvent, event: Event) -> _Row:
@@ -784,8 +786,8 @@ def _record_rows(records: Iterable[RawEvent]) -> Iterator[_Row]:
     for record in records:
         single = classify_single(record[2], record[3])
         if single is None:
-            start, duration, args, reply, pipeline_id = record
-            yield _event_row(record, Event(start, duration, *classify(args, reply), pipeline_id, args, reply))
+            start, duration, args, reply, pipeline_id, caller = record
+            yield _event_row(record, Event(start, duration, *classify(args, reply), pipeline_id, args, reply, caller))
         else:
             command, key, outcome = single
             yield record, None, key, command, outcome

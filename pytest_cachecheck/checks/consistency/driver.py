@@ -391,8 +391,8 @@ def _keys_read_since(before: int | None) -> tuple[str, ...]:
     if log is None or before is None:
         return ()
     touched: dict[str, None] = {}
-    for _, _, args, reply, _ in log[before:]:
-        _, keys, outcomes = classify(args, reply)
+    for record in log[before:]:
+        _, keys, outcomes = classify(record[2], record[3])
         for name, outcome in zip(keys, outcomes):
             if outcome in (HIT, MISS):
                 touched[name] = None
