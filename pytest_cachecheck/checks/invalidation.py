@@ -380,9 +380,9 @@ def _check_latency(
         slowest = max((row for scaling in scalings for row in scaling.rows), key=lambda row: max(row.times_ms))
         detail = f"slowest at cache size {slowest.size}: {slowest.describe()})"
     problem = f"{name} {worst_ms:.3f} ms is above max_ms={max_ms:g} ({over} of {len(times)} measurements over; {detail}"
-    if baseline.over("max_ms", max_ms):
-        return INCONCLUSIVE, f"{problem}; {explained('max_ms', max_ms, baseline)}"
-    return FAILED, f"{problem}; {baseline.describe('max_ms')}"
+    if baseline.over("max_ms", max_ms, len(times)):
+        return INCONCLUSIVE, f"{problem}; {explained('max_ms', max_ms, baseline, len(times))}"
+    return FAILED, f"{problem}; {baseline.unexplained('max_ms', max_ms, len(times))}"
 
 
 def evaluate(context: TestContext, params: dict[str, Any]) -> CheckResult:

@@ -33,7 +33,7 @@ from ..metrics import (
 )
 from ..observe.memory import ESTIMATED, MEASURED
 from ..observe.patterns import shown_key
-from ..observe.summary import LatencyHistogram, PatternSummary, RunSummary
+from ..observe.summary import PatternSummary, RunSummary
 from ..text import plural
 from .base import INCONCLUSIVE, NOT_ENFORCED
 from .baseline import QUANTILES, Baseline, explained
@@ -135,28 +135,16 @@ def _mean_evidence(stats: PatternSummary, name: str, limit: float, evidence: str
     return INCONCLUSIVE, f"{evidence}; {shown} at 99.9% confidence: not clear evidence of a miss"
 
 
-def _baseline(histogram: LatencyHistogram) -> Baseline:
-    """The run's baseline probes for one pattern, as estimates of each statistic."""
-    if not histogram.count:
-        return Baseline()
-    estimates = []
-    for name, fraction in QUANTILES.items():
-        if fraction is None:
-            value = histogram.mean_ms()
-        elif fraction == 1.0:
-            value = histogram.max_ns / 1e6
-        else:
-            value = histogram.percentile_ms(fraction)
-        if value is not None:
-            estimates.append((name, value))
-    return Baseline(estimates=tuple(estimates), count=histogram.count)
-
-
 def _against_baseline(stats: PatternSummary, name: str, limit: float, status: str, detail: str) -> tuple[str, str]:
-    """A clear miss while the baseline was itself over the limit is ``inconclusive``; the baseline is shown."""
-    baseline, statistic = _baseline(stats.baseline), _BASELINE_STATISTIC[name]
-    if status == MISSED and baseline.over(statistic, limit):
-        return INCONCLUSIVE, f"{detail}; {explained(statistic, limit, baseline)}"
+    """A clear miss while the baseline was itself clearly over the limit is ``inconclusive``; the baseline is shown."""
+    baseline, statistic = Baseline.of_histogram(stats.baseline), _BASELINE_STATISTIC[name]
+    metric = METRICS[name]
+    judged = stats.measured.get(metric.of or name)
+    samples = stats.latency.count if metric.source == COMMANDS else (judged.histogram.count if judged else 0)
+    if status == MISSED and baseline.over(statistic, limit, samples):
+        return INCONCLUSIVE, f"{detail}; {explained(statistic, limit, baseline, samples)}"
+    if status == MISSED:
+        return status, f"{detail}; {baseline.unexplained(statistic, limit, samples)}"
     return status, f"{detail}; {baseline.describe(statistic)}"
 
 
