@@ -27,6 +27,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import importlib.util
+import inspect
 import itertools
 import os
 import pathlib
@@ -63,7 +64,7 @@ def load_zoo() -> types.ModuleType:
 
 @dataclass
 class Layer:
-    """What one run drives: ``read``, ``write``, ``truth``, then ``close()``; ``is_async`` for coroutines."""
+    """What one run drives: ``read``, ``write``, ``truth`` (plain or ``async def``), then ``close()``."""
 
     read: Callable[[Any], Any]
     write: Callable[[Any, Any], Any]
@@ -264,7 +265,7 @@ def one_run(backend: FakeBackend, row: Row) -> Outcome:
     monitor.activate()
     try:
         started = time.perf_counter()
-        report = CacheConsistency(None, client_factory=backend.client).run(
+        run = CacheConsistency(None, client_factory=backend.client).run(
             layer.read,
             layer.write,
             keys=layer.keys,
@@ -272,6 +273,7 @@ def one_run(backend: FakeBackend, row: Row) -> Outcome:
             truth=layer.truth,
             max_staleness_ms=row.bound_ms,
         )
+        report = asyncio.run(run) if inspect.iscoroutine(run) else run  # async def layers: a coroutine
         return Outcome(not report.ok, report.stale_reads > 0, report.windows or 0, time.perf_counter() - started)
     finally:
         monitor.deactivate()

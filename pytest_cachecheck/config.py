@@ -92,9 +92,7 @@ def add_options(parser: pytest.Parser) -> None:
 
     both("cache_backend", "isolated Redis: fake (default), server, docker, url, cluster", metavar="NAME")
     both("cache_url", "server for the url backend: redis://, rediss://, unix://, redis+cluster://", metavar="URL")
-    both(
-        "cache_server_bin", "redis-server (or valkey-server) binary for server and cluster backends", metavar="PATH"
-    )
+    both("cache_server_bin", "redis-server (or valkey-server) binary for server and cluster backends", metavar="PATH")
     both("cache_image", f"image for the docker backend (default {DEFAULT_IMAGE})", metavar="IMAGE")
     both(
         "cache_allow_nonempty",

@@ -16,6 +16,7 @@ from typing import Any
 RawEvent = tuple[int, int, tuple[Any, ...], Any, int]
 LOCAL = -1  # the pipeline id of a read answered from the client's local cache
 
+
 class Interceptor:
     """Fault injection and race amplification hook into every observed command (no-op defaults).
 
@@ -49,6 +50,8 @@ class _State:
 
 
 state = _State()
+
+
 class _Chain(Interceptor):
     """Several interceptors at once (e.g. race amplification inside a latency fault)."""
 

@@ -27,6 +27,8 @@ from .observe.commands import word
 GUARD = 1
 PLUGIN = 2
 INSIDE: ContextVar[int] = ContextVar("pytest_cachecheck_inside", default=0)
+
+
 class OwnCommands:
     """The plugin's own commands per name (as the server's ``commandstats`` names them), and
     the keyspace hits and misses the server counted for those whose reply tells which.

@@ -17,6 +17,7 @@ from .backends import Backend, BackendError, ServerInfo, make_backend
 from .checks import CHECKS, CheckResult, TestContext
 from .checks.arguments import MarkerError
 from .checks.base import FAILED, INCONCLUSIVE, NOT_ENFORCED
+from .checks.drive import never_awaited
 from .checks.stampede import DATA_STAMPEDE, record_measurements
 from .checks.stampede import METRIC as METRIC_FILLS
 from .checks.stampede import SPEC as STAMPEDE_SPEC
@@ -269,10 +270,20 @@ class CachecheckRun:
             pytest.fail(problem, pytrace=False)  # outside ``except``: no "During handling of..." copy
 
     def evaluate_checks(self, item: pytest.Item) -> list[CheckResult]:
-        """Run every cache marker's check on what this test recorded."""
+        """Run every cache marker's check on what this test recorded; a fixture method's coroutine
+        that the test never awaited fails it too (it measured nothing)."""
+        forgotten = [
+            CheckResult(
+                api,
+                FAILED,
+                f"{api}(...) returned a coroutine that was never awaited, so it measured nothing: in an async "
+                f"test write `await {api}(...)`, in a sync test `asyncio.run({api}(...))`",
+            )
+            for api in never_awaited()
+        ]
         context = self.context
         if context is None:
-            return []
+            return forgotten
         results = [CHECKS[name].evaluate(context, params) for name, params in self.bound_markers]
         if not self.settings.enforce_timing:
             results = [
@@ -287,4 +298,4 @@ class CachecheckRun:
                 item.warn(InconclusiveCheckWarning(result.message))
             if result.status == NOT_ENFORCED:
                 item.warn(TimingNotEnforcedWarning(f"{result.message} [not enforced: --cache-timing report]"))
-        return [result for result in results if result.status == FAILED]
+        return forgotten + [result for result in results if result.status == FAILED]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import socket
 import threading
 import time
 from collections.abc import Callable
@@ -11,8 +12,9 @@ from collections.abc import Callable
 import pytest
 import redis.cluster
 
-from pytest_cachecheck.backends.base import ServerInfo, ping
-from pytest_cachecheck.backends.cluster import ClusterBackend
+from pytest_cachecheck.backends import cluster as cluster_module
+from pytest_cachecheck.backends.base import BackendError, ServerInfo, free_port, ping
+from pytest_cachecheck.backends.cluster import MASTERS, ClusterBackend
 
 pytestmark = pytest.mark.skipif(shutil.which("redis-server") is None, reason="redis-server is not installed")
 
@@ -162,7 +164,9 @@ def test_url_backend_on_an_existing_cluster(pytester: pytest.Pytester) -> None:
             "-n", "2",
         )  # fmt: skip
         shared.assert_outcomes(errors=2)
-        shared.stdout.fnmatch_lines(["*a cluster has one keyspace, so the 2 xdist workers would share it; run without -n*"])
+        shared.stdout.fnmatch_lines(
+            ["*a cluster has one keyspace, so the 2 xdist workers would share it; run without -n*"]
+        )
         assert list(client.scan_iter()) == [b"theirs"]
         client.close()
     finally:
@@ -206,3 +210,66 @@ def in_a_thread(work: Callable[[], object]) -> None:
     worker = threading.Thread(target=work)
     worker.start()
     worker.join()
+
+
+class _TakenBusPorts:
+    """``free_port`` for the cluster backend that hands out a port another process listens on
+    (a real bound socket) as the bus port of the node starts numbered in ``starts`` (1, 2, 3: the
+    three nodes; 4, 5: the first node's retries): the race with another xdist worker, made
+    certain. Client ports stay really free."""
+
+    def __init__(self, starts: set[int]) -> None:
+        self.holder = socket.socket()
+        self.holder.bind(("127.0.0.1", 0))
+        self.holder.listen()
+        self.port = int(self.holder.getsockname()[1])
+        self.starts = starts
+        self.calls = 0
+
+    def __call__(self, host: str = "127.0.0.1") -> int:
+        self.calls += 1
+        if self.calls % 2 == 0 and self.calls // 2 in self.starts:  # _spawn_node asks client port, then bus port
+            return self.port
+        return free_port(host)
+
+
+def test_a_node_whose_bus_port_was_taken_starts_again_on_new_ports(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The taken bus port is the node's (redis-server: "Failed listening on port N (cluster)"):
+    moving only the client port would fail the same way each time."""
+    taken = _TakenBusPorts(starts={1, 4})
+    monkeypatch.setattr(cluster_module, "free_port", taken)
+    cluster = ClusterBackend("redis-server")
+    try:
+        info = cluster.start()
+        assert taken.calls == 2 * (MASTERS + 2), "the first node was started three times, the others once"
+        assert taken.port not in cluster.bus_ports
+        for node, bus_port in zip(cluster.processes, cluster.bus_ports):
+            admin = redis.Redis(host=node.host, port=node.port)
+            assert admin.config_get("cluster-port") == {"cluster-port": str(bus_port)}
+            admin.close()
+        client = redis.cluster.RedisCluster(host=info.host, port=info.port)
+        client.set("user:1", "x")
+        assert client.get("user:1") == b"x"
+        client.close()
+    finally:
+        cluster.stop()
+        taken.holder.close()
+
+
+def test_a_bus_port_taken_on_every_attempt_is_a_one_line_error(monkeypatch: pytest.MonkeyPatch) -> None:
+    taken = _TakenBusPorts(starts={1, 4, 5})
+    monkeypatch.setattr(cluster_module, "free_port", taken)
+    cluster = ClusterBackend("redis-server")
+    try:
+        with pytest.raises(BackendError) as raised:
+            cluster.start()
+        message = str(raised.value)
+        assert message.startswith("cannot start a local Redis Cluster: redis-server exited with code 1")
+        assert f"--cluster-port {taken.port}" in message and "Address already in use" in message
+        assert "\n" not in message
+        assert cluster_module._PORT_ATTEMPTS == 3
+        assert taken.calls == 2 * (MASTERS + 2), "bounded: the first node was started three times, then given up"
+        assert cluster.processes == [] and cluster.bus_ports == []
+    finally:
+        cluster.stop()
+        taken.holder.close()

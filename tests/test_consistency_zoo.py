@@ -480,19 +480,21 @@ def test_async_callables_run_as_concurrent_tasks(zoo: pytest.Pytester) -> None:
     zoo.makepyfile(async_layers=ASYNC_LAYERS)
     zoo.makepyfile(
         test_cc_async="""
+        import asyncio
+
         import pytest
         from async_layers import AsyncCacheAside
 
         @pytest.mark.cache_no_stale_reads
         def test_race(cache_consistency, cache_redis_async):
             layer = AsyncCacheAside(cache_redis_async)
-            report = cache_consistency.run(layer.read, layer.write, keys=4, ops=1500, seed=7)
+            report = asyncio.run(cache_consistency.run(layer.read, layer.write, keys=4, ops=1500, seed=7))
             assert report.amplified and report.seed == 7
 
         @pytest.mark.cache_no_stale_reads
         def test_locked(cache_consistency, cache_redis_async):
             layer = AsyncCacheAside(cache_redis_async, locked_fill=True)
-            report = cache_consistency.run(layer.read, layer.write, ops=600, threads=8)
+            report = asyncio.run(cache_consistency.run(layer.read, layer.write, ops=600, threads=8))
             assert report.reads > 400
             assert {op.process for op in report.history if op.kind == "read"} == {f"task-{n}" for n in range(1, 9)}
         """

@@ -78,6 +78,44 @@ def test_ttl_marker(pytester: pytest.Pytester) -> None:
     )
 
 
+@pytest.mark.parametrize("backend", ["fake", "server"])
+def test_ttl_shown_is_the_one_given_however_slow_the_round_trips(pytester: pytest.Pytester, backend: str) -> None:
+    """Every reply held 50 ms in the application's connection class: the measured interval of each
+    TTL is 50 ms wide, its lower bound 3599.95 s; the message shows the 3600 s the key was given."""
+    if backend == "server" and shutil.which("redis-server") is None:
+        pytest.skip("redis-server is not installed")
+    pytester.makepyfile(
+        test_slow="""
+        import time
+
+        import pytest
+        import redis
+
+        class SlowReplies(redis.Connection):
+            def read_response(self, *args, **kwargs):
+                reply = super().read_response(*args, **kwargs)
+                time.sleep(0.05)
+                return reply
+
+        @pytest.mark.cache_ttl(min_s=3601, max_s=3602)
+        def test_slow(cache_url):
+            client = redis.Redis.from_url(cache_url, connection_class=SlowReplies)
+            client.set("page:home", b"x", ex=3600)
+            client.set("page:about", b"x", px=3602500)
+            client.set("page:ok", b"x", px=3601500)
+            client.close()
+        """
+    )
+    result = run(pytester, "--cache-backend", backend)
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines(
+        [
+            "*cache_ttl: 1 key(s) have a TTL below min_s=3601: page:home (3600 s); "
+            "1 key(s) have a TTL above max_s=3602: page:about (3602.5 s)"
+        ]
+    )
+
+
 def test_ttl_of_a_pipelined_write_is_dated_by_the_whole_round_trip(pytester: pytest.Pytester) -> None:
     pytester.makepyfile(
         test_pipe="""

@@ -116,7 +116,7 @@ def drive_posts_and_gets(api_run: Any, cache_consistency: Any, **app_options: An
         async def track(_: str, name: str) -> None:
             await api.post("/analytics/track", {"name": name})
 
-        await cache_consistency.run_async(  # cache_consistency.run for async callables, on this loop
+        await cache_consistency.run(  # async def callables: a coroutine, run on this loop
             read=newest_event,
             write=track,
             keys=["events"],

@@ -35,6 +35,10 @@ _WRITABLE_DELAY_S = 2.0
 _STARTED_BEFORE_READY_S = 0.1  # each node's delay began when it started, a little before it answered PING
 _POLL_S = 0.005
 _BATCH = 500
+# Both ports of a node are probed free, then bound by redis-server: another process (an xdist
+# worker starting its own nodes) can take either in between. A node that lost the race is
+# started again on two new ports, this many times in all.
+_PORT_ATTEMPTS = 3
 
 
 def plain_url(url: str) -> str:
@@ -126,14 +130,40 @@ class ClusterBackend:
         counted from its start; started in parallel, the three delays run at the same time.
         """
         for _ in range(MASTERS):
-            bus_port = free_port()
-            self.processes.append(RedisProcess(self.binary, _node_args(bus_port), wait=False))
+            process, bus_port = self._spawn_node()
+            self.processes.append(process)
             self.bus_ports.append(bus_port)
-        for epoch, (process, slots) in enumerate(zip(self.processes, slot_ranges()), start=1):
-            process.await_ready()
+        for index, slots in enumerate(slot_ranges()):
+            process = self._await_node(index)
             admin = redis.Redis(host=process.host, port=process.port, single_connection_client=True)
             self._admins.append(admin)
-            _assign(admin, epoch, slots)
+            _assign(admin, index + 1, slots)  # epochs 1, 2, 3
+
+    def _spawn_node(self) -> tuple[RedisProcess, int]:
+        """A node on two ports probed free just now, its client port and its cluster bus port.
+
+        Both are chosen here, not the client port by ``RedisProcess``: its own retry would move
+        only the client port and start the node again on a bus port that is still taken.
+        """
+        port, bus_port = free_port(), free_port()
+        while bus_port == port:  # two probes may be handed the same ephemeral port
+            bus_port = free_port()
+        return RedisProcess(self.binary, _node_args(bus_port), port=port, wait=False), bus_port
+
+    def _await_node(self, index: int) -> RedisProcess:
+        """Wait for node ``index``; one that found a port taken ("Address already in use") is
+        started again on new ports, up to ``_PORT_ATTEMPTS`` starts in all. Costs nothing when
+        no port was taken; each retry costs one more server start (milliseconds)."""
+        for _ in range(_PORT_ATTEMPTS - 1):
+            try:
+                self.processes[index].await_ready()
+                return self.processes[index]
+            except BackendError as exc:
+                if "Address already in use" not in str(exc):
+                    raise
+            self.processes[index], self.bus_ports[index] = self._spawn_node()
+        self.processes[index].await_ready()
+        return self.processes[index]
 
     def _introduce(self) -> None:
         """Every pair meets directly: no waiting for gossip to spread the introductions."""

@@ -186,8 +186,7 @@ class MarkerSpec:
             bound[variadic.name] = tuple(variadic.check(self.name, value) for value in args)
             if not args and variadic.required:
                 raise MarkerError(
-                    f"@pytest.mark.{self.name}: give at least one {variadic.name.rstrip('s')}, "
-                    f"e.g. {self.signature()}"
+                    f"@pytest.mark.{self.name}: give at least one {variadic.name.rstrip('s')}, e.g. {self.signature()}"
                 )
         else:
             if len(args) > len(positional):

@@ -4,6 +4,12 @@ A procedure is a generator that yields ``Call`` (call this user function, send m
 result) and ``Sleep`` steps; ``drive`` runs it directly for plain functions, or returns
 a coroutine for ``async def`` ones, so ``measure(...)`` and ``await measure(...)`` share
 their timing code. The generator reads the clock itself, right around each ``yield``.
+
+A coroutine handed to the test and never awaited would measure nothing and let the test pass
+(``report = cache_bench.speedup(async_call, ...)`` in a sync test, a forgotten ``await``): every
+coroutine a fixture method returns goes through ``handed_out``, and ``never_awaited`` names the
+ones still unstarted when the test body ends, so the test fails instead. Cost: one list append per
+returned coroutine, one state check per coroutine at the end of the test.
 """
 
 from __future__ import annotations
@@ -91,6 +97,30 @@ async def run_async(procedure: Procedure[T]) -> T:
             raise RuntimeError("a measurement went on after an error") from exc
 
 
+_handed_out: list[tuple[Any, str]] = []
+
+
+def handed_out(coroutine: Any, api: str) -> Any:
+    """``coroutine``, remembered as returned by the fixture method ``api`` (see ``never_awaited``)."""
+    _handed_out.append((coroutine, api))
+    return coroutine
+
+
+def never_awaited() -> list[str]:
+    """The methods whose returned coroutines nobody started since the last call; closes them.
+
+    Closing them keeps Python from adding its own "coroutine ... was never awaited" warning
+    to the failure the caller reports.
+    """
+    forgotten = []
+    for coroutine, api in _handed_out:
+        if inspect.getcoroutinestate(coroutine) == inspect.CORO_CREATED:
+            coroutine.close()
+            forgotten.append(api)
+    _handed_out.clear()
+    return forgotten
+
+
 def drive(procedure: Procedure[T], asynchronous: bool, api: str) -> Any:
     """The procedure's result, or (``asynchronous``) a coroutine that produces it."""
-    return run_async(procedure) if asynchronous else run_sync(procedure, api)
+    return handed_out(run_async(procedure), api) if asynchronous else run_sync(procedure, api)

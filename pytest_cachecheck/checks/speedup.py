@@ -34,7 +34,7 @@ from .arguments import MarkerSpec, Param, require_whole
 from .base import FAILED, INCONCLUSIVE, PASSED, Check, CheckResult, Measurement, TestContext
 from .bounds import MedianInterval, QuantileBounds, median_interval, quantile_bounds
 from .cost import measure_cost
-from .drive import Call, Procedure, drive, is_async
+from .drive import Call, Procedure, drive, handed_out, is_async
 from .origin import SourceCounter, counting, where_found
 from .stampede import StampedeRun
 
@@ -237,7 +237,7 @@ class CacheBench:
         if source is not None:
             where_found(source, "cache_bench.load")  # a wrong source fails now, not when the coroutine runs
         if inspect.iscoroutinefunction(call):
-            return self._load_async(call, concurrency, requests, source)
+            return handed_out(self._load_async(call, concurrency, requests, source), "cache_bench.load")
         with counting(source, "cache_bench.load") as counter:
             return self._load_threads(call, concurrency, requests, counter)
 
@@ -255,7 +255,7 @@ class CacheBench:
         ``StampedeReport``: fills of the key per round, its readers, ``source`` loads.
         """
         run = StampedeRun(self._context, self._observing, call, cold, concurrency, rounds, source)
-        return run.run_tasks() if run.asynchronous else run.run_threads()
+        return handed_out(run.run_tasks(), "cache_bench.stampede") if run.asynchronous else run.run_threads()
 
     def _load_threads(
         self, call: Callable[[], Any], concurrency: int, requests: int, counter: SourceCounter | None

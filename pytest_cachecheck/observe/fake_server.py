@@ -225,7 +225,10 @@ def install() -> bool:
         BaseFakeSocket._cachecheck_memory_usage = _memory_usage_command  # type: ignore[attr-defined]
         COMMANDS_WITH_SUB.add("memory")
         SUPPORTED_COMMANDS["memory usage"] = Signature(
-            "memory usage", "_cachecheck_memory_usage", (bytes,), (bytes,)  # type: ignore[arg-type]
+            "memory usage",
+            "_cachecheck_memory_usage",
+            (bytes,),
+            (bytes,),  # type: ignore[arg-type]
         )
     return True
 

@@ -165,9 +165,7 @@ def _wrap_command(original: Callable[..., Any], guard: bool = False, probing: bo
     return execute_command
 
 
-def _wrap_async_command(
-    original: Callable[..., Any], guard: bool = False, probing: bool = False
-) -> Callable[..., Any]:
+def _wrap_async_command(original: Callable[..., Any], guard: bool = False, probing: bool = False) -> Callable[..., Any]:
     """The asyncio twin of ``_wrap_command``."""
 
     @functools.wraps(original)

@@ -146,4 +146,3 @@ def value_sizes(
     return tuple(payload_bytes(value) if outcome in (WRITE, HIT) else 0 for value, outcome in zip(values, outcomes)) + (
         0,
     ) * max(len(keys) - len(values), 0)
-

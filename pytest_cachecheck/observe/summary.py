@@ -37,6 +37,7 @@ KEY_CACHE_LIMIT = 100_000
 LOCAL_SUFFIX = " (local)"  # a read the client's own cache answered: "GET (local)" in command counts
 _DIGITS_ZEROED = str.maketrans("123456789", "000000000")
 
+
 def bucket_of(value_ns: int) -> int:
     """Monotonic bucket index of a duration (HdrHistogram-style log-linear buckets)."""
     if value_ns < _EXACT_LIMIT:
@@ -489,9 +490,7 @@ class RunSummary:
         count for every target pattern the test touched (the machine over the same seconds);
         ``memory_at_end``: its keys' memory, for ``memory_kb``.
         """
-        return self._fold(
-            nodeid, _record_rows(records), measurements, checks, keys_at_end, baseline_ns, memory_at_end
-        )
+        return self._fold(nodeid, _record_rows(records), measurements, checks, keys_at_end, baseline_ns, memory_at_end)
 
     def _fold(
         self,

@@ -34,8 +34,8 @@ def size_cells(stats: dict[str, Any]) -> list[str]:
     """A per-pattern row's value bytes (written, read, the biggest value), memory at the end of the
     largest test (``~`` marks the fake backend's estimate) and hits the client's own cache answered."""
     memory = stats["memory_kb"]
-    shown_memory = "-" if memory is None else ("~" if stats["memory_source"] == "estimate" else "") + format_bytes(
-        memory * KB
+    shown_memory = (
+        "-" if memory is None else ("~" if stats["memory_source"] == "estimate" else "") + format_bytes(memory * KB)
     )
     return [
         format_bytes(stats["bytes_written"]),

@@ -26,10 +26,7 @@ def table(header: Sequence[str], rows: Sequence[Sequence[Any]], numeric: range |
 
 
 def pattern_rows(patterns: dict[str, dict[str, Any]]) -> list[list[str]]:
-    return [
-        [f"`{pattern}`", *pattern_cells(stats)]
-        for pattern, stats in patterns.items()
-    ]
+    return [[f"`{pattern}`", *pattern_cells(stats)] for pattern, stats in patterns.items()]
 
 
 PATTERN_HEADER = ("Pattern", "Reads", "Hits", "Misses", "Hit rate", "p50 ms", "p95 ms", "p99 ms", "Commands")

@@ -62,10 +62,7 @@ def write_targets(tr: TerminalWriter, targets: Sequence[dict[str, Any]]) -> None
 def write_patterns(tr: TerminalWriter, patterns: dict[str, dict[str, Any]], title: str) -> None:
     """Reads, hits, misses, hit rate, latency percentiles and commands per pattern."""
     header = (title, "reads", "hits", "misses", "hit%", "p50ms", "p95ms", "p99ms", "cmds")
-    rows = [
-        (pattern, *pattern_cells(stats))
-        for pattern, stats in patterns.items()
-    ]
+    rows = [(pattern, *pattern_cells(stats)) for pattern, stats in patterns.items()]
     widths = _columns([header, *rows], first_max=30)
     tr.write_line(_line(header, widths), bold=True)
     for cells in rows:

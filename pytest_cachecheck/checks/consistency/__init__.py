@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import inspect
 import itertools
 import threading
 from collections.abc import Callable, Iterator, Sequence
@@ -27,6 +26,7 @@ from typing import Any
 from ...observe import instrument
 from ...observe.commands import classify
 from ..base import Measurement, TestContext
+from ..drive import handed_out, is_async
 from ..history import ConsistencyReport, Operation, TracedCommand, Violation, check_history
 from .amplifier import Amplification, TraceEntry, commands_of
 from .driver import Driver, NotAwaited, drive_tasks, drive_threads, make_plan, run_async, run_sync
@@ -86,30 +86,23 @@ class CacheConsistency:
         *,
         truth: Callable[[Any], Any] | None = None,
         max_staleness_ms: float | None = None,
-    ) -> ConsistencyReport:
+    ) -> Any:
         """Run ``ops`` reads and writes from ``threads`` workers and check the history.
 
-        ``async def`` callables run as ``threads`` asyncio tasks on a new event loop
-        (inside a running loop, ``await run_async(...)`` instead). ``truth(key)`` reads
-        the source of truth for the convergence check; without it the last acknowledged
-        write is the truth. A plain callable that returns an awaitable is an error.
+        Returns a ``ConsistencyReport``. With an ``async def`` among the callables it returns
+        a coroutine instead, which runs ``threads`` asyncio tasks on the awaiting loop:
+        ``await cache_consistency.run(...)`` (the convention of every fixture method). The
+        arguments are checked at the call either way. ``truth(key)`` reads the source of
+        truth for the convergence check; without it the last acknowledged write is the
+        truth. A plain callable that returns an awaitable is an error.
         """
         __tracebackhide__ = True
-        if any(inspect.iscoroutinefunction(function) for function in (read, write, truth)):
-            try:
-                asyncio.get_running_loop()
-            except RuntimeError:
-                return asyncio.run(
-                    self.run_async(
-                        read, write, keys, threads, ops, read_ratio, amplify, seed,
-                        truth=truth, max_staleness_ms=max_staleness_ms,
-                    )
-                )  # fmt: skip
-            raise RuntimeError(
-                "cache_consistency.run: called inside a running event loop; use "
-                "`await cache_consistency.run_async(...)` in async tests"
-            )
-        driver = self._driver(read, write, truth, keys, threads, ops, read_ratio, amplify, seed, max_staleness_ms)
+        asynchronous = is_async(read, write, truth)
+        driver = self._driver(
+            read, write, truth, keys, threads, ops, read_ratio, amplify, seed, max_staleness_ms, is_async=asynchronous
+        )
+        if asynchronous:
+            return handed_out(self._run_tasks(driver), "cache_consistency.run")
         try:
             with instrument.intercepting(driver.amplifier):
                 run_sync(driver.setup(), {key: threading.Lock() for key in driver.plan.keys})
@@ -120,25 +113,9 @@ class CacheConsistency:
             raise TypeError(str(exc)) from None  # one line, from the test's own frame
         return self._finish(driver, divergences)
 
-    async def run_async(
-        self,
-        read: Callable[[Any], Any],
-        write: Callable[[Any, Any], Any],
-        keys: int | Sequence[Any] = 16,
-        threads: int = 4,
-        ops: int = 2000,
-        read_ratio: float = 0.9,
-        amplify: bool | Amplification = True,
-        seed: int | None = None,
-        *,
-        truth: Callable[[Any], Any] | None = None,
-        max_staleness_ms: float | None = None,
-    ) -> ConsistencyReport:
+    async def _run_tasks(self, driver: Driver) -> ConsistencyReport:
         """``run`` for ``async def`` callables: ``threads`` concurrent tasks on the running loop."""
         __tracebackhide__ = True
-        driver = self._driver(
-            read, write, truth, keys, threads, ops, read_ratio, amplify, seed, max_staleness_ms, is_async=True
-        )
         with instrument.intercepting(driver.amplifier):
             await run_async(driver.setup(), {key: asyncio.Lock() for key in driver.plan.keys})
             await drive_tasks(driver)

@@ -62,7 +62,7 @@ class NotAwaited(TypeError):
         super().__init__(
             f"cache_consistency.run: {argument}={name} returned an awaitable ({type(result).__name__}), "
             f"which run() would never await; pass an `async def` function as {argument}= "
-            "(run() then drives it on an event loop; in an async test, `await cache_consistency.run_async(...)`)"
+            "(then `await cache_consistency.run(...)` in an async test)"
         )
 
 
