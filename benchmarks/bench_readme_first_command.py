@@ -7,7 +7,7 @@ runs, the green runs and the median wall time, then the first failing lines of e
 Goals (issue 12): >= 49/50 green with one core busy, 20/20 quiet. Each run starts its own
 redis-server, so a run costs ~20-40 s; N is an option.
 
-    python benchmarks/bench_readme_first_command.py [--busy-runs 50] [--quiet-runs 20]
+    python benchmarks/bench_readme_first_command.py [--busy-runs 50] [--quiet-runs 20] [--red-log red.txt]
 """
 
 from __future__ import annotations
@@ -25,7 +25,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 COMMAND = ["-m", "pytest", "examples", "-p", "no:cacheprovider", "--cache-targets", "examples/targets.toml"]
 GOALS = {"busy": 49 / 50, "quiet": 1.0}
-FAILURE_MARKERS = ("FAILED", "ERROR", "vs <=", "vs >=", "missed", "failed:")
+FAILURE_MARKERS = ("FAILED", "ERROR", "vs <=", "vs >=", "missed", "failed:", "Failed:", "E   ")
+RED_LOG: list[Path] = []  # --red-log: where each red run's whole output is appended
 
 
 def busy_loop() -> None:
@@ -54,7 +55,10 @@ def run_once(condition: Condition) -> None:
         condition.green += 1
         return
     lines = [line.strip() for line in completed.stdout.splitlines() if any(m in line for m in FAILURE_MARKERS)]
-    condition.failures.append([f"exit {completed.returncode}", *lines[:4]])
+    condition.failures.append([f"exit {completed.returncode}", *(line[:400] for line in lines[:8])])
+    for log in RED_LOG:
+        with log.open("a", encoding="utf-8") as out:
+            out.write(f"\n===== {condition.name} red run, exit {completed.returncode} =====\n{completed.stdout}\n")
     progress("red run: " + " | ".join(condition.failures[-1]))  # streamed too: a long run may be cut short
 
 
@@ -66,7 +70,9 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--busy-runs", type=int, default=50)
     parser.add_argument("--quiet-runs", type=int, default=20)
+    parser.add_argument("--red-log", type=Path, help="append each red run's whole output to this file")
     options = parser.parse_args()
+    RED_LOG.extend([options.red_log] if options.red_log else [])
     conditions = {"busy": Condition("busy (1 core spinning)"), "quiet": Condition("quiet")}
     load = multiprocessing.Process(target=busy_loop, daemon=True)
     load.start()

@@ -38,6 +38,7 @@ PROJECT = {
         pattern = "user:*"
         hit_rate = 0.8
         keys_without_ttl = 0
+        mean_ms = 50        # enforced: no --cache-timing option in the recipe
     """,
     "tests/test_profiles.py": """
         import redis
@@ -107,7 +108,8 @@ def test_ci_recipe_runs_as_written(tmp_path: Path, job: int) -> None:
             service.stop()
     output = result.stdout + result.stderr
     assert result.returncode == 0, output
-    assert "cachecheck: all 2 targets met" in output
+    assert "--cache-timing" not in command  # timing enforced, as the page says
+    assert "cachecheck: all 3 targets met" in output
     for name in ("cachecheck.md", "cachecheck.json", "cachecheck.html", "junit.xml"):
         assert (tmp_path / name).is_file(), name
     assert "profiles" in summary.read_text(encoding="utf-8") and "✅" in summary.read_text(encoding="utf-8")

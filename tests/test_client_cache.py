@@ -126,7 +126,7 @@ def test_the_driver_judges_reads_served_locally(pytester: pytest.Pytester) -> No
     result.stdout.fnmatch_lines_random(
         [
             "FAILED *test_driven.py::test_driver[[]False[]]*",
-                "cache_no_stale_reads: * stale, * reads *",
+            "cache_no_stale_reads: * stale, * reads *",
             "counterexample 1: stale read of key *, but write * was acknowledged * before the read began",
         ]
     )

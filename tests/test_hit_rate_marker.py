@@ -139,7 +139,10 @@ def test_no_reads_fails_and_says_why(project: pytest.Pytester) -> None:
             "@pytest.mark.cache_hit_rate: argument 'pattern' must be a glob with balanced*",
         ),
         ("cache_hit_rate(0.5, 0.6)", "@pytest.mark.cache_hit_rate: takes 1 positional argument(s), got 2*"),
-        ("cache_latency(p95_ms=10**400)", "@pytest.mark.cache_latency: argument 'p95_ms' must be a number > 0, got an int of about 401 digits"),
+        (
+            "cache_latency(p95_ms=10**400)",
+            "@pytest.mark.cache_latency: argument 'p95_ms' must be a number > 0, got an int of about 401 digits",
+        ),
         (
             "cache_hitrate(0.5)",
             "@pytest.mark.cache_hitrate is not a cachecheck marker; did you mean @pytest.mark.cache_hit_rate?",

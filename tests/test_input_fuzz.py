@@ -293,10 +293,7 @@ MARKERS: dict[str, tuple[tuple[str, ...], Params, Callable[[dict[str, Any]], str
     "cache_latency": (
         (),
         {
-            **{
-                name: (optional(number(0, open_low=True)), None, st.none() | ABOVE_0)
-                for name in LATENCY_CEILINGS
-            },
+            **{name: (optional(number(0, open_low=True)), None, st.none() | ABOVE_0) for name in LATENCY_CEILINGS},
             "pattern": (glob, "*", GLOBS),
             "command": (optional(command_name), None, st.none() | COMMANDS),
         },
@@ -695,7 +692,9 @@ def test_report_ini_paths_are_pytest_paths(pytester: pytest.Pytester, monkeypatc
     (pytester.path / "out" / "run.json").unlink()
     below = pytester.runpytest("-p", "no:cacheprovider")
     below.assert_outcomes(passed=1)
-    below.stdout.fnmatch_lines([f"cache report written in * s: {pytester.path}/out/run.json, {pytester.path}/with space.md"])
+    below.stdout.fnmatch_lines(
+        [f"cache report written in * s: {pytester.path}/out/run.json, {pytester.path}/with space.md"]
+    )
     assert (pytester.path / "out" / "run.json").is_file() and (pytester.path / "with space.md").is_file()
     assert not (pytester.path / "sub" / "out").exists()
 

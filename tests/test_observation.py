@@ -259,7 +259,9 @@ class _Sleeper(instrument.Interceptor):
 
 
 @pytest.mark.parametrize(("where", "counted"), [("pause", False), ("before", True)])
-def test_harness_pauses_are_not_command_latency_but_injected_delays_are(cache_redis, cache_monitor, where, counted) -> None:
+def test_harness_pauses_are_not_command_latency_but_injected_delays_are(
+    cache_redis, cache_monitor, where, counted
+) -> None:
     with instrument.intercepting(_Sleeper(where)):
         cache_redis.get("k")
         cache_redis.pipeline().get("k").execute()

@@ -299,7 +299,9 @@ def test_report_json_is_strict_json_even_with_infinite_metrics() -> None:
 def test_unknown_report_suffix_is_a_usage_error(pytester: pytest.Pytester) -> None:
     result = pytester.runpytest("--cache-report=r.txt")
     assert result.ret == pytest.ExitCode.USAGE_ERROR
-    result.stderr.fnmatch_lines(["ERROR: --cache-report: expected a file path ending in .json, .md or .html (e.g. cache.json), got 'r.txt'"])
+    result.stderr.fnmatch_lines(
+        ["ERROR: --cache-report: expected a file path ending in .json, .md or .html (e.g. cache.json), got 'r.txt'"]
+    )
 
 
 def test_report_that_cannot_be_written_is_one_line_and_fails_the_run(pytester: pytest.Pytester) -> None:
@@ -336,7 +338,9 @@ def test_folding_raw_records_equals_folding_classified_events() -> None:
         (("GET", "user:3"), ConnectionError("down")),
         (("EVALSHA", "abc", 1, "user:4"), None),
     ]
-    records = [(index, 1000 * (index % 7 + 1), args, reply, index // 4, 1) for index, (args, reply) in enumerate(commands)]
+    records = [
+        (index, 1000 * (index % 7 + 1), args, reply, index // 4, 1) for index, (args, reply) in enumerate(commands)
+    ]
     fast, classified = RunSummary(["user:*", "cart:*"]), RunSummary(["user:*", "cart:*"])
     for test in range(3):
         assert fast.add_records(f"t::{test}", records) == classified.add_test(

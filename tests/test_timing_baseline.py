@@ -9,6 +9,7 @@ a core, and a ceiling no machine can meet (1 ns) for the baseline rule.
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -282,3 +283,102 @@ def test_probes_follow_exactly_the_commands_the_rule_makes_them_due() -> None:
     assert followed[0] == 0, "the first command of a monitor takes a probe"
     assert len(probed) >= 5, f"2,000 commands must take several probes, not {len(probed)}"
     assert followed == expected
+
+
+# A stall of the machine, placed exactly: the client library's own send_command (which the baseline
+# probe uses too, on its own connection) sleeps before sending. ``only_ping`` stalls probes alone (the
+# code under test sends no PING); without it, every round trip of the code and of the probes stalls.
+STALL_CONFTEST = """
+import time
+
+import pytest
+from redis.connection import AbstractConnection
+
+
+@pytest.fixture
+def stall(monkeypatch):
+    def install(seconds, only_ping, ordinal=None):
+        send, pings = AbstractConnection.send_command, []
+
+        def stalled(self, *args, **options):
+            if args[:1] == ("PING",):
+                pings.append(1)
+            if (not only_ping or args[:1] == ("PING",)) and (ordinal is None or len(pings) == ordinal):
+                time.sleep(seconds)
+            return send(self, *args, **options)
+
+        monkeypatch.setattr(AbstractConnection, "send_command", stalled)
+        return pings
+
+    return install
+"""
+
+
+@pytest.mark.parametrize("backend", ["fake", "server"])
+def test_one_stalled_probe_does_not_mask_an_injected_latency_on_p999_and_max(
+    pytester: pytest.Pytester, backend: str
+) -> None:
+    """Every command is 20 ms slow (cache_faults.latency), the ceilings are 10 ms, and one of the probes
+    beside them stalls 80 ms: the probes' own p99.9 and maximum are that one stall, above the ceilings
+    (the rule before made this inconclusive), but one probe is not clear evidence that the machine
+    missed them, so both fail."""
+    pytester.makeconftest(STALL_CONFTEST)
+    pytester.makepyfile(
+        test_stalled="""
+        import pytest
+
+        @pytest.mark.cache_latency(p999_ms=10, max_ms=10)
+        def test_slow_layer(cache_redis, cache_faults, stall):
+            # the 1st PING may open the probe connection (untimed): the 3rd follows at least one timed probe
+            pings = stall(0.08, only_ping=True, ordinal=3)
+            with cache_faults.latency(ms=20):
+                for _ in range(40):
+                    cache_redis.get("product:1")
+            assert len(pings) >= 3
+        """
+    )
+    # a fresh process: the probes' cadence follows the process's average probe, which other tests' stalls raise
+    result = pytester.runpytest_subprocess("-p", "no:cacheprovider", "--cache-backend", backend)
+    result.assert_outcomes(failed=1)
+    message = " ".join(result.stdout.str().split())
+    for name, of in (("p99.9", "its p99.9"), ("max", "the largest of 40 such round trips")):
+        pattern = (
+            rf"{re.escape(name)} \d+\.\d+ ms is above the ceiling 10 ms .*?; this machine's own round trip "
+            rf"{re.escape(name)} over the same seconds: (\d+\.\d+) ms \(\d+ probes\); {of} at least (\d+\.\d+) ms "
+            r"at 99\.9% confidence: not clearly above the ceiling, so not the machine alone"
+        )
+        found = re.search(pattern, message)
+        assert found, (name, message)
+        shown, witness = float(found.group(1)), float(found.group(2))
+        assert shown >= 80 > 10 > witness  # the old rule (the probes' own statistic) would have masked it
+    assert "inconclusive" not in message
+
+
+@pytest.mark.parametrize("backend", ["fake", "server"])
+def test_a_machine_whose_own_round_trip_is_over_the_ceiling_is_inconclusive_on_p999_and_max(
+    pytester: pytest.Pytester, backend: str
+) -> None:
+    """A saturated machine: every round trip, the code's and the probes', stalls 15 ms. The code misses
+    the 10 ms ceilings clearly, and so does every probe: no layer could have met them, inconclusive."""
+    pytester.makeconftest(STALL_CONFTEST)
+    pytester.makepyfile(
+        test_saturated="""
+        import pytest
+
+        @pytest.mark.cache_latency(p999_ms=10, max_ms=10)
+        def test_healthy_layer(cache_redis, stall):
+            stall(0.015, only_ping=False)
+            for _ in range(60):
+                cache_redis.get("product:1")
+        """
+    )
+    result = pytester.runpytest_subprocess("-p", "no:cacheprovider", "--cache-backend", backend)
+    result.assert_outcomes(passed=1, warnings=1)
+    message = " ".join(result.stdout.str().split())
+    assert "InconclusiveCheckWarning: cache_latency inconclusive: p99.9 " in message
+    for name, of in (("p99.9", "its p99.9"), ("max", "the largest of 60 such round trips")):
+        pattern = (
+            rf"{re.escape(name)} over the same seconds: 1\d\.\d+ ms \(\d+ probes\); {of} at least 1\d\.\d+ ms at "
+            r"99\.9% confidence, itself above the ceiling 10 ms: this machine could not meet it then"
+        )
+        assert re.search(pattern, message), (name, message)

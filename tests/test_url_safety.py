@@ -321,9 +321,15 @@ def test_interrupted(cache_redis):
 @pytest.mark.parametrize(
     "url, expected",
     [
-        ("redis://127.0.0.1:{closed}/0", "*--cache-url redis://127.0.0.1:*/0: cannot use that server (ConnectionError: *"),
+        (
+            "redis://127.0.0.1:{closed}/0",
+            "*--cache-url redis://127.0.0.1:*/0: cannot use that server (ConnectionError: *",
+        ),
         ("redis://127.0.0.1:{port}/99", "*the server has no database 99*"),
-        ("redis://nobody:s3cret@127.0.0.1:{port}/0", "*--cache-url redis://nobody:***@127.0.0.1:*/0: cannot use that server (AuthenticationError*"),
+        (
+            "redis://nobody:s3cret@127.0.0.1:{port}/0",
+            "*--cache-url redis://nobody:***@127.0.0.1:*/0: cannot use that server (AuthenticationError*",
+        ),
         ("rediss://127.0.0.1:{port}/0", "*cannot use that server (*"),
         ("unix:///nonexistent/redis.sock", "*cannot use that server (ConnectionError*"),
         ("redis://127.0.0.1:abc/0", "*cannot use that server (ValueError*"),

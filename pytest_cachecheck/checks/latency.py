@@ -108,6 +108,7 @@ def judge(
 ) -> tuple[str, str]:
     """One ceiling over sorted durations: ``(status, message part)``, the baseline shown in each part."""
     estimate, lower, upper, needed = bounds(durations, metric)
+    commands = len(durations)
     name, context = label(metric), baseline.describe(metric)
     if lower is not None and lower > ceiling:
         if metric == "max_ms":
@@ -119,9 +120,9 @@ def judge(
                 f"{'; slowest: ' + slowest if slowest else ''})"
             )
         part = f"{name} {estimate:.3f} ms is above the ceiling {ceiling:g} ms {evidence}"
-        if baseline.over(metric, ceiling):
-            return INCONCLUSIVE, f"{part}; {explained(metric, ceiling, baseline)}"
-        return FAILED, f"{part}; {context}"
+        if baseline.over(metric, ceiling, commands):
+            return INCONCLUSIVE, f"{part}; {explained(metric, ceiling, baseline, commands)}"
+        return FAILED, f"{part}; {baseline.unexplained(metric, ceiling, commands)}"
     if upper is not None and upper <= ceiling:
         return PASSED, f"{name} {estimate:.3f} ms <= {ceiling:g} ms ({context})"
     if upper is None:

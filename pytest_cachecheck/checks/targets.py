@@ -33,10 +33,10 @@ from ..metrics import (
 )
 from ..observe.memory import ESTIMATED, MEASURED
 from ..observe.patterns import shown_key
-from ..observe.summary import LatencyHistogram, PatternSummary, RunSummary
+from ..observe.summary import PatternSummary, RunSummary
 from ..text import plural
 from .base import INCONCLUSIVE, NOT_ENFORCED
-from .baseline import QUANTILES, Baseline, explained
+from .baseline import Baseline, explained
 from .bounds import quantile_lower_rank
 from .hit_rate import hits_text
 from .target_file import Target
@@ -97,7 +97,7 @@ def evaluate_targets(targets: Sequence[Target], summary: RunSummary, enforce_tim
                 if not ok and metric.statistic == "mean":
                     status, detail = _mean_evidence(stats, name, limit, evidence)
                 if metric.baseline_statistic is not None:
-                    status, detail = _against_baseline(stats, metric.baseline_statistic, limit, status, detail)
+                    status, detail = _against_baseline(stats, name, limit, status, detail)
                 if status == MISSED and metric.timing and not enforce_timing:
                     status, detail = NOT_ENFORCED, f"{detail}; not enforced (--cache-timing report)"
             results.append(TargetResult(target.name, target.pattern, name, value, limit, status, detail))
@@ -128,29 +128,17 @@ def _mean_evidence(stats: PatternSummary, name: str, limit: float, evidence: str
     return INCONCLUSIVE, f"{evidence}; {shown} at 99.9% confidence: not clear evidence of a miss"
 
 
-def _baseline(histogram: LatencyHistogram) -> Baseline:
-    """The run's baseline probes for one pattern, as estimates of each statistic."""
-    if not histogram.count:
-        return Baseline()
-    estimates = []
-    for name, fraction in QUANTILES.items():
-        if fraction is None:
-            value = histogram.mean_ms()
-        elif fraction == 1.0:
-            value = histogram.max_ns / 1e6
-        else:
-            value = histogram.percentile_ms(fraction)
-        if value is not None:
-            estimates.append((name, value))
-    return Baseline(estimates=tuple(estimates), count=histogram.count)
-
-
-def _against_baseline(stats: PatternSummary, statistic: str, limit: float, status: str, detail: str) -> tuple[str, str]:
-    """A clear miss while the baseline's ``statistic`` was itself over the limit is ``inconclusive``;
-    the baseline is shown."""
-    baseline = _baseline(stats.baseline)
-    if status == MISSED and baseline.over(statistic, limit):
-        return INCONCLUSIVE, f"{detail}; {explained(statistic, limit, baseline)}"
+def _against_baseline(stats: PatternSummary, name: str, limit: float, status: str, detail: str) -> tuple[str, str]:
+    """A clear miss while the baseline was itself clearly over the limit is ``inconclusive``; the baseline is shown."""
+    metric = METRICS[name]
+    baseline, statistic = Baseline.of_histogram(stats.baseline), metric.baseline_statistic
+    assert statistic is not None  # the caller judges only metrics with a baseline statistic
+    judged = stats.measured.get(metric.of or name)
+    samples = stats.latency.count if metric.source == COMMANDS else (judged.histogram.count if judged else 0)
+    if status == MISSED and baseline.over(statistic, limit, samples):
+        return INCONCLUSIVE, f"{detail}; {explained(statistic, limit, baseline, samples)}"
+    if status == MISSED:
+        return status, f"{detail}; {baseline.unexplained(statistic, limit, samples)}"
     return status, f"{detail}; {baseline.describe(statistic)}"
 
 
