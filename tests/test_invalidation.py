@@ -6,6 +6,9 @@ import re
 
 import pytest
 
+from pytest_cachecheck.checks.base import FAILED, INCONCLUSIVE, CheckResult
+from pytest_cachecheck.checks.bounds import loglog_slope
+
 # Three ways to invalidate a 'catalog' cache. populate(n) fills the cache with n entries
 # using pipelined MSETs (a few commands per 10k keys).
 LAYERS = """
@@ -328,3 +331,50 @@ def test_bad_arguments_are_one_line_errors(project: pytest.Pytester) -> None:
             "*@pytest.mark.cache_invalidation: argument 'max_ms' must be a number > 0, got -1",
         ]
     )
+
+
+def _slope_only_verdict(probe_ms: float, times: tuple[tuple[float, ...], ...], commands: tuple[int, ...]) -> CheckResult:
+    """The o1 verdict on hand-made scaling rows (sizes 100, 1000, 10000) and 20 baseline probes."""
+    from collections import Counter
+
+    from pytest_cachecheck.checks import invalidation
+    from pytest_cachecheck.checks.base import TestContext
+    from pytest_cachecheck.observe.monitor import CacheMonitor
+
+    rows = tuple(
+        invalidation.ScalingRow(size, count, 1, Counter({"INCRBY": count}), count, per_size)
+        for size, count, per_size in zip((100, 1000, 10000), commands, times)
+    )
+    slope = loglog_slope([row.size for row in rows], [row.fastest_ms for row in rows])
+    context = TestContext("t", CacheMonitor())
+    context.monitor.baseline.extend((n, int(probe_ms * 1e6)) for n in range(20))
+    context.data[invalidation.DATA_SCALING].append(
+        invalidation.Scaling(rows, slope, invalidation.o1_problems(rows, slope))
+    )
+    return invalidation.evaluate(context, invalidation.SPEC.bind((), {"o1": True}))
+
+
+# What the redis-6.4 matrix cell saw on a loaded machine: one INCRBY at every size, fastest of three
+# repeats 0.243 / 0.221 / 0.860 ms, right after a 10k-key populate.
+LOADED_TIMES = ((0.243, 0.3, 0.4), (0.221, 0.5, 0.3), (0.860, 0.9, 1.2))
+
+
+def test_a_slope_only_miss_within_the_machines_own_round_trip_is_inconclusive() -> None:
+    result = _slope_only_verdict(1.5, LOADED_TIMES, (1, 1, 1))
+    assert result.status == INCONCLUSIVE, result.message
+    assert re.search(r"O\(1\) not shown: time slope 0\.2[5-9] on log-log axes", result.message), result.message
+    assert "grew by only 0.639 ms across the sizes, within this machine's own round trip p99" in result.message
+
+
+def test_a_slope_only_miss_beyond_the_machines_noise_still_fails() -> None:
+    quiet = _slope_only_verdict(0.05, LOADED_TIMES, (1, 1, 1))
+    assert quiet.status == FAILED and "not O(1): time slope" in quiet.message
+    # O(N) time the counts hide (one server-side call), far above even a loaded machine's round trip
+    hidden = _slope_only_verdict(1.5, ((0.3,), (2.0,), (18.0,)), (1, 1, 1))
+    assert hidden.status == FAILED, hidden.message
+
+
+def test_growing_counts_fail_whatever_the_noise() -> None:
+    result = _slope_only_verdict(50.0, LOADED_TIMES, (1, 2, 3))
+    assert result.status == FAILED
+    assert "client-side commands grow with the cache (1 -> 2 -> 3)" in result.message

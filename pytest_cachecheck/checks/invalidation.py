@@ -167,6 +167,25 @@ def o1_problems(rows: Sequence[ScalingRow], slope: float) -> tuple[str, ...]:
     return tuple(problems)
 
 
+def slope_within_noise(scaling: Scaling, baseline: Baseline) -> str | None:
+    """Why a slope-only miss is no evidence (None when it is): every count stayed constant, and the
+    fastest time grew across the sizes by no more than one round trip of this machine can stall
+    (its own p99 over the same seconds). Then the tilt can be the machine's, not the code's: a
+    loaded runner that is slower right after the largest ``populate()`` tilts the slope of a
+    single ``INCRBY``. A real O(N) invalidation whose counts hide it (a server-side loop counted
+    as one call) adds time in proportion to the keys, and fails once that exceeds the machine's
+    noise. Without probes there is no measure of the noise, and the miss stands."""
+    noise = baseline.value("p99_ms")
+    fastest = [row.fastest_ms for row in scaling.rows]
+    growth = max(fastest) - min(fastest)
+    if noise is None or growth > noise:
+        return None
+    return (
+        f"but commands and keys stayed constant and the fastest time grew by only {growth:.3f} ms across the "
+        f"sizes, within {baseline.describe('p99_ms')} (rerun on a quieter machine, or use larger sizes)"
+    )
+
+
 class InvalidationProbe:
     """The ``cache_invalidation`` fixture."""
 
@@ -434,10 +453,15 @@ def evaluate(context: TestContext, params: dict[str, Any]) -> CheckResult:
             timing_only = False
         for scaling in scalings:
             metrics["slope"] = scaling.slope
-            if not scaling.is_o1:
-                problems.append(f"not O(1): {'; '.join(scaling.problems)}; per size: {scaling.table()}")
-                only_slope = scaling.slope >= O1_MAX_SLOPE and len(scaling.problems) == 1
-                timing_only = timing_only and only_slope
+            if scaling.is_o1:
+                continue
+            only_slope = scaling.slope >= O1_MAX_SLOPE and len(scaling.problems) == 1
+            within = slope_within_noise(scaling, baseline) if only_slope else None
+            if within is not None:
+                unsure.append(f"O(1) not shown: {scaling.problems[0]}, {within}; per size: {scaling.table()}")
+                continue
+            problems.append(f"not O(1): {'; '.join(scaling.problems)}; per size: {scaling.table()}")
+            timing_only = timing_only and only_slope
     if problems:
         return CheckResult(SPEC.name, FAILED, "cache_invalidation: " + "; ".join(problems), metrics, timing=timing_only)
     if unsure:
