@@ -8,16 +8,8 @@ marker, a locked one passes.
 
 from __future__ import annotations
 
-import shutil
-
 import pytest
-
-BACKENDS = [
-    "fake",
-    pytest.param(
-        "server", marks=pytest.mark.skipif(not shutil.which("redis-server"), reason="redis-server is not installed")
-    ),
-]
+from backend_support import BACKENDS
 
 LAYER = """
 import asyncio

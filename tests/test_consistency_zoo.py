@@ -11,11 +11,11 @@ from __future__ import annotations
 import contextlib
 import io
 import re
-import shutil
 from types import SimpleNamespace
 from typing import Any
 
 import pytest
+from backend_support import BACKENDS
 
 ZOO = '''
 import hashlib
@@ -285,12 +285,6 @@ BUGGY = {
     "test_scan_first_page_only": "cache:k*:profile",
 }
 CORRECT = ("test_versioned_compare_and_set", "test_write_through_locked", "test_ttl_bounded")
-BACKENDS = [
-    "fake",
-    pytest.param(
-        "server", marks=pytest.mark.skipif(not shutil.which("redis-server"), reason="redis-server is not installed")
-    ),
-]
 
 
 @pytest.fixture

@@ -4,20 +4,13 @@ sleeps 50 ms and callers start at a barrier, so the naive design's readers all m
 
 from __future__ import annotations
 
-import shutil
 import textwrap
 
 import pytest
+from backend_support import BACKENDS
 
 from pytest_cachecheck.observe.bursts import find_bursts
 from pytest_cachecheck.observe.events import Event
-
-BACKENDS = [
-    "fake",
-    pytest.param(
-        "server", marks=pytest.mark.skipif(not shutil.which("redis-server"), reason="redis-server is not installed")
-    ),
-]
 
 CACHE_LAYER = """
 import asyncio
